@@ -47,6 +47,8 @@ def trl_args(config_cls: type, train: TrainConfig, out_dir: Path, learning_rate:
 
     use_cpu = train.use_cpu if train.use_cpu is not None else not torch.cuda.is_available()
     return config_cls(
+        bf16=train.bf16 if train.bf16 is not None else not use_cpu,
+        gradient_checkpointing=train.gradient_checkpointing if train.gradient_checkpointing is not None else not use_cpu,
         output_dir=str(out_dir),
         learning_rate=learning_rate,
         num_train_epochs=train.num_train_epochs,
