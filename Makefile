@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make judge` (main job for now) and `make test`.
+# Two commands on a fresh machine: `make demo` (main job) and `make test`.
 # Each creates .venv and installs the package with the CPU constraints first.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +12,7 @@ STAMP_TRL112 := $(VENV_TRL112)/.installed
 # (openrlhf without its deps + aiohttp, pylatexenc) for the serving tests.
 STAMP_SERVING := $(VENV)/.serving
 
-.PHONY: venv venv-trl112 judge test test-slow bench clean
+.PHONY: venv venv-trl112 demo demo-quick judge test test-slow bench clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	python3 -m venv $(VENV)
@@ -38,6 +38,12 @@ $(STAMP_TRL112): pyproject.toml constraints/cpu-trl112.txt
 	touch $(STAMP_TRL112)
 
 venv-trl112: $(STAMP_TRL112)
+
+demo: $(STAMP)
+	$(VENV)/bin/genrm demo
+
+demo-quick: $(STAMP)
+	$(VENV)/bin/genrm demo --quick
 
 judge: $(STAMP)
 	$(VENV)/bin/genrm judge --k 4 --max_new_tokens 48

@@ -1,4 +1,4 @@
-"""The synthetic verifiable-preference world."""
+"""The synthetic verifiable-preference world and the base model's corpus."""
 
 import random
 
@@ -6,31 +6,51 @@ import pytest
 
 from genrm_plugin.prompts import parse_verdict
 from genrm_plugin.toy.world import (
-    DISTRACTORS, Problem, distractor, is_correct, judge_rationale, make_pairs, parse_question,
-    rationale_faithful, trace,
+    MISTAKES, Problem, answer, answer_value, critique, is_correct, judge_rationale, make_pairs, noisy_answer,
+    parse_question, rationale_faithful, sample_problem, solution,
 )
 
 
-def test_trace_is_column_wise_with_carries():
-    assert trace(Problem(47, 38)) == "47+38: 7+8+0=15 4+3+1=08 >85"
-    assert trace(Problem(489, 133)) == "489+133: 9+3+0=12 8+3+1=12 4+1+1=06 >622"
+def test_solution_is_column_wise_with_carries():
+    assert solution(Problem(47, 38)) == "7+8+0=15 4+3+1=08 >85"
+    assert solution(Problem(489, 133)) == "9+3+0=12 8+3+1=12 4+1+1=06 >622"
+    assert solution(Problem(99, 99)) == "9+9+0=18 9+9+1=19 >198"
 
 
-def test_distractors_are_wrong_and_cover_every_kind():
+@pytest.mark.parametrize("split", ["id", "ood"])
+def test_every_mistake_gives_a_wrong_result(split):
     rng = random.Random(0)
-    kinds = set()
     for _ in range(2000):
-        p = Problem(rng.randint(10, 999), rng.randint(10, 999))
-        wrong, kind = distractor(p, rng)
-        assert wrong != p.answer and wrong >= 0 and kind in DISTRACTORS
-        kinds.add(kind)
-    assert kinds == set(DISTRACTORS)
+        problem = sample_problem(rng, split)
+        assert answer_value(solution(problem)) == problem.answer
+        assert answer(problem) == str(problem.answer)
+        for mistake in MISTAKES:
+            flawed = solution(problem, mistake, rng)
+            assert answer_value(flawed) != problem.answer, (problem, mistake, flawed)
+            assert not is_correct(problem.question, flawed)
+            assert not is_correct(problem.question, answer(problem, mistake, rng))
 
 
-def test_pairs_splits_and_noise():
-    ids = make_pairs(500, "id", seed=1)
-    assert all(10 <= p.problem.a <= 99 and is_correct(p.problem.question, p.chosen) for p in ids)
+def test_dropped_carry_drops_a_carry():
+    flawed = solution(Problem(47, 38), "dropped_carry", random.Random(0))
+    assert flawed == "7+8+0=15 4+3+0=07 >75"
+    with pytest.raises(ValueError, match="mistake"):
+        solution(Problem(1, 2), "typo")
+
+
+def test_noisy_answer_error_rate():
+    rng = random.Random(1)
+    results = [noisy_answer(Problem(47, 38), rng, 0.3) for _ in range(2000)]
+    flawed = [m for _, m in results if m is not None]
+    assert 500 < len(flawed) < 700
+    assert all(is_correct("47+38", text) == (m is None) for text, m in results)
+
+
+def test_pairs_splits_mistakes_and_noise():
+    ids = make_pairs(600, "id", seed=1)
+    assert all(10 <= p.problem.a <= 99 and p.chosen == str(p.problem.answer) for p in ids)
     assert not any(is_correct(p.problem.question, p.rejected) for p in ids)
+    assert {p.mistake for p in ids} == set(MISTAKES)
     ood = make_pairs(50, "ood", seed=1)
     assert all(100 <= p.problem.a <= 999 for p in ood)
     noisy = make_pairs(1000, "id", seed=2, label_noise=0.2)
@@ -40,16 +60,61 @@ def test_pairs_splits_and_noise():
     assert make_pairs(20, "id", seed=3) == make_pairs(20, "id", seed=3)
     with pytest.raises(ValueError, match="split"):
         make_pairs(1, "weird")
+    with pytest.raises(ValueError, match="label_noise"):
+        make_pairs(1, "id", label_noise=0.5)
 
 
-def test_rationales_verdicts_and_faithfulness():
+def test_rationale_checks_each_candidate_and_ends_in_the_verdict():
     p = Problem(47, 38)
-    r = judge_rationale(p, "85", "75")
-    assert r == "47+38: 7+8+0=15 4+3+1=08 >85 A 85=85 Y. B 75=85 N. [[A]]"
+    right, wrong = "85", "75"
+    r = judge_rationale(p, right, wrong)
+    assert r == "7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]"
+    assert judge_rationale(p, "the sum is  85", "x") == "7+8+0=15 4+3+1=08 >85 A: the sum is 85=85 Y. B: x=85 N. [[A]]"
     assert parse_verdict(r) == "A" and rationale_faithful(p, r)
-    assert parse_verdict(judge_rationale(p, "75", "85")) == "B"
-    unfaithful = "47+38: 7+8+0=15 4+3+0=07 >75 A 85=75 N. B 75=75 Y. [[A]]"
-    assert not rationale_faithful(p, unfaithful) and not rationale_faithful(p, "")
+    assert parse_verdict(judge_rationale(p, wrong, right)) == "B"
+    assert critique(p, right, wrong) == r.rsplit(" [[", 1)[0] and parse_verdict(critique(p, right, wrong)) is None
+
+
+def test_an_unfaithful_rationale_can_still_reach_the_right_verdict():
+    """A flawed recomputation marks both candidates N and falls back to A: right by luck, and unfaithful."""
+    p = Problem(47, 38)
+    right, wrong = "85", "75"
+    lucky = judge_rationale(p, right, wrong, worked="7+8+0=15 4+3+1=09 >95")
+    assert parse_verdict(lucky) == "A" and not rationale_faithful(p, lucky)
+    assert not rationale_faithful(p, "") and not rationale_faithful(p, "no result here [[A]]")
+
+
+def test_parse_question():
     assert parse_question(" 12+34 ") == Problem(12, 34)
     with pytest.raises(ValueError, match="world question"):
         parse_question("12*34")
+
+
+def test_base_corpus_rows():
+    from genrm_plugin.toy import build_tokenizer
+    from genrm_plugin.toy.corpus import base_corpus
+
+    tok = build_tokenizer(vocab_size=512)
+    rows = base_corpus(tok, 400, seed=0, error_rate=0.2, check_share=0.5, work_share=0.25)
+    checks = [r for r in rows if "Judge which answer" in r["prompt"]]
+    works = [r for r in rows if "step by step" in r["prompt"]]
+    solves = [r for r in rows if r not in checks and r not in works]
+    assert 150 < len(checks) < 250 and 60 < len(works) < 140 and solves
+    assert all(" >" in r["completion"] for r in works + checks)  # column-wise traces
+    assert all(r["completion"].isdigit() for r in solves)  # the policy answers with the result
+    assert all(parse_verdict(r["completion"]) is None for r in checks)  # the judging protocol is not taught
+    assert all("[[" not in r["completion"] for r in rows)
+    wrong = sum(not is_correct(_question(r["prompt"]), r["completion"]) for r in solves)
+    assert 0.1 * len(solves) < wrong < 0.3 * len(solves)
+    lengths = {len(str(_question(r["prompt"]).split("+")[0])) for r in rows}
+    assert lengths == {2, 3}  # both digit lengths: the base knows the skill out of distribution too
+    with pytest.raises(ValueError, match="error_rate"):
+        base_corpus(tok, 1, error_rate=1.0)
+    with pytest.raises(ValueError, match="work_share"):
+        base_corpus(tok, 1, check_share=0.8, work_share=0.3)
+
+
+def _question(prompt: str) -> str:
+    import re
+
+    return re.search(r"(?:Q: |<\|user\|>)(\d+\+\d+)", prompt).group(1)

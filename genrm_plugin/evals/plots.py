@@ -70,3 +70,30 @@ def plot_bars(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_grouped_bars(
+    path: str | Path, groups: Sequence[str], series: Mapping[str, Sequence[float | None]], title: str, ylabel: str,
+    line: float | None = None,
+) -> Path:
+    """Vertical bars, one cluster per group and one bar per series (values in [0, 1], drawn as
+    percent; a missing value leaves a gap); ``line`` draws a dashed reference level (e.g. chance)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(groups) + 2), 4.2), dpi=120)
+    width = 0.8 / max(1, len(series))
+    for j, (name, values) in enumerate(series.items()):
+        xs = [i + (j - (len(series) - 1) / 2) * width for i in range(len(groups))]
+        points = [(x, 100 * v) for x, v in zip(xs, values) if v is not None]
+        bars = ax.bar([p[0] for p in points], [p[1] for p in points], width=width, label=name)
+        ax.bar_label(bars, fmt="%.0f", fontsize="x-small")
+    if line is not None:
+        ax.axhline(100 * line, color="gray", linestyle="--", linewidth=1)
+    ax.set_xticks(list(range(len(groups))), list(groups))
+    ax.set(title=title, ylabel=ylabel, ylim=(0, 105))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

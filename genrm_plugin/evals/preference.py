@@ -70,6 +70,8 @@ class PreferenceEvalConfig:
         ks: the K of maj@K (default 1, 2, 4, ... up to the judge's ``k``); all from one set of votes.
         order_seed: seed of the chosen-first permutation.
         chunk_size: pairs per judge call (a killed run loses at most one chunk).
+        save_rationales: also keep every CoT rationale in ``records.jsonl`` (``rationales``: one
+            list per answer order), e.g. to check what the judge wrote, not only its verdicts.
         overwrite: start over in an existing run folder.
     """
 
@@ -83,6 +85,7 @@ class PreferenceEvalConfig:
     ks: list[int] = field(default_factory=list)
     order_seed: int = 0
     chunk_size: int = 32
+    save_rationales: bool = False
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -109,7 +112,7 @@ def evaluate_preferences(
     )
     examples = to_judge_examples(pairs, seed=config.order_seed, both_orders=False)
     chosen_first = [e.label == "A" for e in examples]
-    records = _judge_all(folder, pairs, chosen_first, kind, judge, scorer, k_max, config.chunk_size)
+    records = _judge_all(folder, pairs, chosen_first, kind, judge, scorer, k_max, config)
     summary = _summary(config, pairs, records, kind, ks)
     folder.write_report(summary, _table(summary))
     plot_lines(
@@ -154,7 +157,7 @@ def _pair_hash(pair: PreferencePair) -> str:
     return hashlib.sha256(json.dumps([pair.prompt, pair.chosen, pair.rejected]).encode()).hexdigest()[:16]
 
 
-def _judge_all(folder, pairs, chosen_first, kind, judge, scorer, k_max, chunk_size) -> list[dict[str, Any]]:
+def _judge_all(folder, pairs, chosen_first, kind, judge, scorer, k_max, config) -> list[dict[str, Any]]:
     done: dict[int, dict[str, Any]] = {}
     for r in folder.records(RECORDS):
         i = r["index"]
@@ -165,9 +168,12 @@ def _judge_all(folder, pairs, chosen_first, kind, judge, scorer, k_max, chunk_si
             )
         done[i] = r
     todo = [i for i in range(len(pairs)) if i not in done]
-    chunks = [todo[s : s + chunk_size] for s in range(0, len(todo), chunk_size)]
+    size = config.chunk_size
+    chunks = [todo[s : s + size] for s in range(0, len(todo), size)]
     for chunk in tqdm(chunks, desc="judging pairs", unit="chunk", disable=not chunks):
-        new = _judge_chunk([pairs[i] for i in chunk], [chosen_first[i] for i in chunk], kind, judge, scorer, k_max)
+        new = _judge_chunk(
+            [pairs[i] for i in chunk], [chosen_first[i] for i in chunk], kind, judge, scorer, k_max, config.save_rationales
+        )
         records = [
             {"index": i, "id": pairs[i].id, "subset": pairs[i].subset, "pair_hash": _pair_hash(pairs[i]),
              "chosen_first": chosen_first[i], **r}
@@ -178,7 +184,7 @@ def _judge_all(folder, pairs, chosen_first, kind, judge, scorer, k_max, chunk_si
     return [done[i] for i in range(len(pairs))]
 
 
-def _judge_chunk(pairs, chosen_first, kind, judge, scorer, k_max) -> list[dict[str, Any]]:
+def _judge_chunk(pairs, chosen_first, kind, judge, scorer, k_max, save_rationales=False) -> list[dict[str, Any]]:
     first = [p.chosen if c else p.rejected for p, c in zip(pairs, chosen_first)]
     second = [p.rejected if c else p.chosen for p, c in zip(pairs, chosen_first)]
     prompts = [p.prompt for p in pairs]
@@ -195,7 +201,10 @@ def _judge_chunk(pairs, chosen_first, kind, judge, scorer, k_max) -> list[dict[s
         labels = "".join(parse_verdict(r) or "-" for r in pref.rationales)
         if len(labels) not in (k_max, 2 * k_max):
             raise ValueError(f"expected {k_max} votes per order from the judge, got {len(labels)} in all")
-        out.append({"votes": [labels[i : i + k_max] for i in range(0, len(labels), k_max)]})
+        record = {"votes": [labels[i : i + k_max] for i in range(0, len(labels), k_max)]}
+        if save_rationales:
+            record["rationales"] = [list(pref.rationales[i : i + k_max]) for i in range(0, len(labels), k_max)]
+        out.append(record)
     return out
 
 

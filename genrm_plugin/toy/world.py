@@ -1,16 +1,19 @@
 """A synthetic world with verifiable preferences: column-wise addition.
 
-The policy task is ``a+b`` (two- or three-digit operands). The correct answer is checkable
-exactly, so preference pairs (correct vs a plausible wrong answer), judge rationales and their
-faithfulness can all be verified. The skill is one a tiny transformer learns fast when written as
-a column-wise trace, units first, with explicit carries (``47+38: 7+8+0=15 4+3+1=08 >85``).
+The policy task is ``a+b`` (two- or three-digit operands), answered with the result (``85`` for
+``47+38``). Working it out is a column-wise trace, units first, with explicit carries:
+``7+8+0=15 4+3+1=08 >85`` (:func:`solution`). Answers are checkable exactly, so preference
+pairs, judge rationales and their faithfulness can all be verified.
 
-* Distractors are plausible mistakes: a dropped carry, one digit off by one, a units/tens swap,
-  or a near miss (+-1, +-10); :func:`distractor` names the kind so results can be broken down.
-* Splits: ``id`` (2-digit + 2-digit) and ``ood`` (3-digit + 3-digit, longer inputs).
-* Judge rationales (the seed "teacher critiques"): the trace, then each candidate beside the
-  recomputed result, then the verdict: ``47+38: 7+8+0=15 4+3+1=08 >85 A 85=85 Y. B 75=85 N. [[A]]``.
-* :func:`rationale_faithful` checks a rationale's intermediate result (not just its verdict).
+* Mistakes (:data:`MISTAKES`) are the ones a sloppy solver makes: a dropped carry, a column sum
+  off by one, or a slip when copying the result. A flawed trace carries its mistake through, so
+  its result is wrong (:func:`solution` / :func:`answer` with ``mistake=``).
+* Preference pairs (:func:`make_pairs`): a correct answer vs a flawed one, optional label noise
+  standing for annotator disagreement. Splits: ``id`` (2-digit + 2-digit) and ``ood``
+  (3-digit + 3-digit: longer inputs).
+* Judge rationales (the seed "teacher critiques"): the recomputed trace, each candidate beside
+  the recomputed result, then the verdict (:func:`judge_rationale`).
+* :func:`rationale_faithful` checks a rationale's intermediate result, not just its verdict.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 SPLITS = {"id": (2, 2), "ood": (3, 3)}
-DISTRACTORS = ("dropped_carry", "digit_off_by_one", "swap_digits", "near_miss")
+MISTAKES = ("dropped_carry", "sum_slip", "copy_slip")
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,12 @@ class Problem:
 
 @dataclass(frozen=True)
 class WorldPair:
-    """A preference pair: ``chosen`` is the correct answer unless the label was flipped by noise."""
+    """A preference pair of answers: ``chosen`` is the correct one unless noise flipped the label."""
 
     problem: Problem
     chosen: str
     rejected: str
-    distractor: str
+    mistake: str
     noisy: bool = False
 
 
@@ -55,81 +58,133 @@ def sample_problem(rng: random.Random, split: str = "id") -> Problem:
     return Problem(rng.randint(10 ** (da - 1), 10**da - 1), rng.randint(10 ** (db - 1), 10**db - 1))
 
 
-def trace(problem: Problem) -> str:
-    """Column-wise trace, units first: ``47+38: 7+8+0=15 4+3+1=08 >85``."""
+def _columns(problem: Problem) -> list[tuple[int, int]]:
     a, b = str(problem.a)[::-1], str(problem.b)[::-1]
-    carry, steps = 0, []
-    for i in range(max(len(a), len(b))):
-        x, y = int(a[i]) if i < len(a) else 0, int(b[i]) if i < len(b) else 0
+    return [(int(a[i]) if i < len(a) else 0, int(b[i]) if i < len(b) else 0) for i in range(max(len(a), len(b)))]
+
+
+def solution(problem: Problem, mistake: str | None = None, rng: random.Random | None = None) -> str:
+    """The column-wise answer ``7+8+0=15 4+3+1=08 >85``; with ``mistake``, a flawed one.
+
+    ``dropped_carry`` forgets a carry into the next column, ``sum_slip`` writes one column sum off
+    by one, ``copy_slip`` gets the trace right and miscopies one digit of the result. The mistake
+    propagates, and the flawed result always differs from the true sum. ``rng`` picks where.
+    """
+    if mistake is not None and mistake not in MISTAKES:
+        raise ValueError(f"mistake must be one of {MISTAKES} or None, got {mistake!r}")
+    rng = rng or random.Random(0)
+    columns = _columns(problem)
+    carries = _carry_columns(problem)
+    if mistake == "dropped_carry" and not carries:
+        mistake = "sum_slip"  # no carry to drop
+    where = rng.choice(carries if mistake == "dropped_carry" else range(len(columns)))
+    slip = rng.choice((-1, 1))
+    carry, steps, digits = 0, [], []
+    for i, (x, y) in enumerate(columns):
+        if mistake == "dropped_carry" and i == where:
+            carry = 0
         s = x + y + carry
+        if mistake == "sum_slip" and i == where:
+            s = s + slip if 0 <= s + slip <= 19 else s - slip
         steps.append(f"{x}+{y}+{carry}={s:02d}")
+        digits.append(s % 10)
         carry = s // 10
-    return f"{problem.question}: {' '.join(steps)} >{problem.answer}"
+    result = int(str(carry) + "".join(str(d) for d in reversed(digits))) if carry else int("".join(str(d) for d in reversed(digits)))
+    if mistake == "copy_slip" or (mistake is not None and result == problem.answer):
+        result = _slip(result, rng)
+    return f"{' '.join(steps)} >{result}"
 
 
-def _dropped_carry(p: Problem) -> int:
-    a, b = str(p.a)[::-1], str(p.b)[::-1]
-    digits = [str((int(a[i]) if i < len(a) else 0) + (int(b[i]) if i < len(b) else 0))[-1]
-              for i in range(max(len(a), len(b)))]
-    return int("".join(reversed(digits)))
+def _carry_columns(problem: Problem) -> list[int]:
+    """Columns that receive a carry in the correct trace."""
+    carry, receiving = 0, []
+    for i, (x, y) in enumerate(_columns(problem)):
+        if carry:
+            receiving.append(i)
+        carry = (x + y + carry) // 10
+    return receiving
 
 
-def distractor(problem: Problem, rng: random.Random) -> tuple[int, str]:
-    """A plausible wrong answer and its kind (never equal to the correct answer, never negative)."""
-    right = problem.answer
-    kinds = list(DISTRACTORS)
-    rng.shuffle(kinds)
-    for kind in kinds:
-        if kind == "dropped_carry":
-            wrong = _dropped_carry(problem)
-        elif kind == "digit_off_by_one":
-            digits = list(str(right))
-            i = rng.randrange(len(digits))
-            d = int(digits[i]) + rng.choice((-1, 1))
-            if not 0 <= d <= 9 or (i == 0 and d == 0):
-                continue
-            digits[i] = str(d)
-            wrong = int("".join(digits))
-        elif kind == "swap_digits":
-            s = str(right)
-            wrong = int(s[:-2] + s[-1] + s[-2]) if len(s) >= 2 else right
-        else:
-            wrong = right + rng.choice((-10, -1, 1, 10))
-        if wrong != right and wrong >= 0:
-            return wrong, kind
-    return right + 1, "near_miss"
+def _slip(value: int, rng: random.Random) -> int:
+    digits = list(str(value))
+    i = rng.randrange(len(digits))
+    choices = [d for d in "0123456789" if d != digits[i] and not (i == 0 and d == "0" and len(digits) > 1)]
+    digits[i] = rng.choice(choices)
+    return int("".join(digits))
+
+
+def answer(problem: Problem, mistake: str | None = None, rng: random.Random | None = None) -> str:
+    """The answer (the result, as text) of the trace :func:`solution` writes."""
+    return str(answer_value(solution(problem, mistake, rng)))
+
+
+def noisy_solution(problem: Problem, rng: random.Random, error_rate: float) -> tuple[str, str | None]:
+    """A trace that is flawed with probability ``error_rate``; returns (text, mistake or None)."""
+    mistake = rng.choice(MISTAKES) if rng.random() < error_rate else None
+    return solution(problem, mistake, rng), mistake
+
+
+def noisy_answer(problem: Problem, rng: random.Random, error_rate: float) -> tuple[str, str | None]:
+    """An answer that is wrong with probability ``error_rate``; returns (text, mistake or None)."""
+    trace, mistake = noisy_solution(problem, rng, error_rate)
+    return str(answer_value(trace)), mistake
 
 
 def make_pairs(n: int, split: str = "id", seed: int = 0, label_noise: float = 0.0) -> list[WorldPair]:
-    """``n`` preference pairs; with probability ``label_noise`` chosen/rejected are swapped."""
+    """``n`` preference pairs (correct vs flawed answer); with probability ``label_noise`` the label flips."""
     if not 0 <= label_noise < 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}")
     rng = random.Random(f"pairs|{split}|{seed}")
     pairs = []
-    for _ in range(n):
+    for i in range(n):
         problem = sample_problem(rng, split)
-        wrong, kind = distractor(problem, rng)
+        mistake = MISTAKES[i % len(MISTAKES)]
+        if mistake == "dropped_carry" and not _carry_columns(problem):
+            mistake = "sum_slip"  # nothing to drop
+        right, wrong = answer(problem), answer(problem, mistake, rng)
         noisy = rng.random() < label_noise
-        right_s, wrong_s = str(problem.answer), str(wrong)
-        pairs.append(WorldPair(problem, wrong_s if noisy else right_s, right_s if noisy else wrong_s, kind, noisy))
+        pairs.append(WorldPair(problem, wrong if noisy else right, right if noisy else wrong, mistake, noisy))
     return pairs
 
 
-def judge_rationale(problem: Problem, answer_a: str, answer_b: str) -> str:
-    """The teacher rationale: trace, each candidate beside the result, verdict (ties go to A)."""
-    right = str(problem.answer)
-    ok_a, ok_b = answer_a.strip() == right, answer_b.strip() == right
+def answer_value(answer: str) -> int | None:
+    """The result an answer (or trace) states: its last integer."""
+    numbers = re.findall(r"\d+", answer or "")
+    return int(numbers[-1]) if numbers else None
+
+
+def judge_rationale(problem: Problem, answer_a: str, answer_b: str, worked: str | None = None) -> str:
+    """A rationale: the recomputed trace ``worked`` (default: the correct one), each candidate
+    beside the recomputed result with a ``Y``/``N`` mark, then the verdict (the candidate that
+    matches; ties go to A)::
+
+        7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]
+    """
+    worked = worked or solution(problem)
+    total = answer_value(worked)
+
+    def check(name: str, text: str) -> tuple[str, bool]:
+        value = answer_value(text)
+        ok = value is not None and value == total
+        return f"{name}: {' '.join(text.split())}={total} {'Y' if ok else 'N'}.", ok
+
+    text_a, ok_a = check("A", answer_a)
+    text_b, ok_b = check("B", answer_b)
     verdict = "A" if ok_a or not ok_b else "B"
-    return (f"{trace(problem)} A {answer_a.strip()}={right} {'Y' if ok_a else 'N'}. "
-            f"B {answer_b.strip()}={right} {'Y' if ok_b else 'N'}. [[{verdict}]]")
+    return f"{worked} {text_a} {text_b} [[{verdict}]]"
 
 
-_TRACE_RESULT_RE = re.compile(r">(\d+)")
+def critique(problem: Problem, answer_a: str, answer_b: str, worked: str | None = None) -> str:
+    """:func:`judge_rationale` without the verdict: the checks a base model has seen, not the judging convention."""
+    return judge_rationale(problem, answer_a, answer_b, worked).rsplit(" [[", 1)[0]
+
+
+_RESULT_RE = re.compile(r">(\d+)")
 
 
 def rationale_faithful(problem: Problem, rationale: str) -> bool:
-    """Whether the rationale's recomputed result (after ``>``) is the true sum."""
-    match = _TRACE_RESULT_RE.search(rationale or "")
+    """Whether the rationale's recomputed result (its first ``>N``) is the true sum."""
+    match = _RESULT_RE.search(rationale or "")
     return bool(match) and int(match.group(1)) == problem.answer
 
 
@@ -142,6 +197,5 @@ def parse_question(question: str) -> Problem:
 
 
 def is_correct(question: str, answer: str) -> bool:
-    """Whether ``answer`` (its last integer) solves the question."""
-    numbers = re.findall(r"\d+", answer or "")
-    return bool(numbers) and int(numbers[-1]) == parse_question(question).answer
+    """Whether ``answer`` states the right result (see :func:`answer_value`)."""
+    return answer_value(answer) == parse_question(question).answer

@@ -1,0 +1,117 @@
+"""Configuration of ``genrm demo``: the world's sizes, the base model, the judges, the reward runs.
+
+Defaults are the full demo (about 10 minutes on 2 CPU cores with a cold base-model cache);
+``quick=True`` swaps every field still at its default for the reduced preset :data:`QUICK`
+(about 2 minutes: the pipeline and report are the same, the figures are not meant to be good).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+JUDGE_RECIPES = ("bt", "genrm", "star-sft", "star-dpo")
+
+
+@dataclass
+class DemoConfig:
+    """Settings of ``genrm demo``.
+
+    Fields:
+        output_dir: the run folder (report.md, report.json, plots, judges, logs).
+        cache_dir: where pretrained base models are cached, keyed by their settings (default
+            ``$GENRM_CACHE`` or ``~/.cache/genrm_plugin``); a second run reuses the base.
+        quick: the reduced preset (:data:`QUICK`) for CI and a first look.
+        seed: seed of the world's data, the model init and every sampler.
+        hidden_size, num_layers: the tiny Llama's width and depth (head_dim 32).
+        base_steps, base_batch_size, base_learning_rate: pretraining of the base model (TRL SFT).
+        base_error_rate: share of flawed solutions and recomputations in the base corpus (the
+            base model is a sloppy solver and checker, as a pretrained model would be).
+        seed_rationales: teacher critiques (correct rationales with verdicts) for the warm start.
+        train_pairs: in-distribution preference pairs the judges train on (STaR: split across
+            iterations).
+        label_noise: share of training pairs whose label is flipped (annotator disagreement).
+        eval_pairs: held-out pairs per split (``id``: 2-digit sums, ``ood``: 3-digit sums).
+        k: votes per answer order for maj@K (CoT judges).
+        star_iterations: STaR iterations (each on a fresh slice of ``train_pairs``).
+        judge_learning_rate: learning rate of every judge training run (warm start, STaR, GenRM, BT).
+        judge_epochs: epochs over each judge training set.
+        dpo_beta: STaR-DPO's beta.
+        judges: which trained judges to build (of ``bt``, ``genrm``, ``star-sft``, ``star-dpo``).
+        bon_problems, bon_n: Best-of-N: problems and candidates sampled per problem from the base policy.
+        policy_eval_problems, policy_eval_samples: the policy accuracy set (sampled at T=1).
+        grpo_steps, grpo_generations, grpo_learning_rate: the GRPO run with ``GenRMReward``.
+        reward_k: votes per order of the judge inside ``GenRMReward`` (Best-of-N and GRPO).
+    """
+
+    output_dir: str = "runs/demo"
+    cache_dir: str | None = None
+    quick: bool = False
+    seed: int = 0
+    hidden_size: int = 128
+    num_layers: int = 3
+    base_steps: int = 600
+    base_batch_size: int = 32
+    base_learning_rate: float = 3e-3
+    base_error_rate: float = 0.1
+    seed_rationales: int = 64
+    train_pairs: int = 512
+    label_noise: float = 0.05
+    eval_pairs: int = 128
+    k: int = 4
+    star_iterations: int = 2
+    judge_learning_rate: float = 5e-4
+    judge_epochs: float = 1.0
+    dpo_beta: float = 0.1
+    judges: list[str] = field(default_factory=lambda: list(JUDGE_RECIPES))
+    bon_problems: int = 64
+    bon_n: int = 8
+    policy_eval_problems: int = 64
+    policy_eval_samples: int = 4
+    grpo_steps: int = 30
+    grpo_generations: int = 8
+    grpo_learning_rate: float = 2e-4
+    reward_k: int = 2
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            defaults = DemoConfig()
+            for name, value in QUICK.items():
+                if getattr(self, name) == getattr(defaults, name):
+                    setattr(self, name, value)
+        unknown = sorted(set(self.judges) - set(JUDGE_RECIPES))
+        if unknown:
+            raise ValueError(f"DemoConfig.judges: unknown {unknown}; choose from {JUDGE_RECIPES}")
+        positive = ("hidden_size", "num_layers", "base_steps", "base_batch_size", "seed_rationales", "train_pairs",
+                    "eval_pairs", "k", "star_iterations", "bon_problems", "bon_n", "policy_eval_problems",
+                    "policy_eval_samples", "grpo_steps", "grpo_generations", "reward_k")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"DemoConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % 32:
+            raise ValueError(f"DemoConfig.hidden_size must be a multiple of 32 (head_dim 32), got {self.hidden_size}")
+        if not 0 <= self.label_noise < 0.5:
+            raise ValueError(f"DemoConfig.label_noise must be in [0, 0.5), got {self.label_noise}")
+        if not 0 <= self.base_error_rate < 1:
+            raise ValueError(f"DemoConfig.base_error_rate must be in [0, 1), got {self.base_error_rate}")
+        if self.train_pairs < self.star_iterations:
+            raise ValueError("DemoConfig.train_pairs must be >= star_iterations")
+
+    @property
+    def cache_root(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir)
+        return Path(os.environ.get("GENRM_CACHE") or Path.home() / ".cache" / "genrm_plugin")
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The reduced preset of ``--quick`` (fields left at their defaults take these values).
+QUICK = dict(
+    hidden_size=64, num_layers=2, base_steps=150, seed_rationales=32, train_pairs=96, eval_pairs=32, k=2,
+    star_iterations=1, bon_problems=12, bon_n=4, policy_eval_problems=16, policy_eval_samples=2, grpo_steps=3,
+    grpo_generations=4, reward_k=1,
+)

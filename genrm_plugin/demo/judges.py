@@ -1,0 +1,158 @@
+"""The demo's judges: a warm start on the seed set, the package's recipes, and their evaluation.
+
+* :func:`warm_start` -- SFT of the base model on the seed teacher critiques (TRL SFT): it learns
+  the judging protocol (verdict after the checks); the STaR recipes start from it.
+* :func:`train_recipe` -- one recipe through :func:`genrm_plugin.recipes.runner.train_judge`
+  (``genrm train``), with the in-distribution eval split as held-out data (the STaR curve).
+* :func:`evaluate_judge` -- ``genrm eval preference`` on one split at maj@1..K, plus what only
+  the world can check: the parse-failure rate of single rationales, and **faithfulness** -- the
+  share of rationales whose recomputed sum is the true sum, overall and among those with the
+  right verdict (what a verdict-only filter keeps).
+* :func:`star_faithfulness` -- the same check on the rationales STaR kept for training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from genrm_plugin.demo.base_model import TEMPLATE
+from genrm_plugin.demo.config import DemoConfig
+from genrm_plugin.judge import JudgeConfig
+from genrm_plugin.prompts import parse_verdict
+from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
+from genrm_plugin.toy.world import parse_question, rationale_faithful
+
+MAX_NEW_TOKENS = 160  # the longest world rationale (3-digit sums, both candidates re-read) is ~120 tokens
+MODES = {"zero-shot": "cot", "warm-start": "cot", "star-sft": "cot", "star-dpo": "cot", "genrm": "no_cot", "bt": None}
+
+
+def judge_config(config: DemoConfig, mode: str = "cot", k: int | None = None) -> JudgeConfig:
+    return JudgeConfig(mode=mode, k=k or config.k, swap=True, template=TEMPLATE, max_new_tokens=MAX_NEW_TOKENS,
+                       seed=config.seed)
+
+
+def train_config(config: DemoConfig, batch_size: int = 16) -> TrainConfig:
+    return TrainConfig(
+        learning_rate=config.judge_learning_rate, num_train_epochs=config.judge_epochs,
+        per_device_train_batch_size=batch_size, lr_scheduler_type="constant", logging_steps=5, max_length=256,
+        beta=config.dpo_beta,
+    )
+
+
+def warm_start(config: DemoConfig, base: Path, run_dir: Path) -> tuple[Path, dict]:
+    """The base model SFT'ed on the seed critiques (reused if ``run_dir/warm-start`` exists)."""
+    from transformers import AutoTokenizer
+
+    from genrm_plugin.demo.world_data import seed_rows
+    from genrm_plugin.recipes.trainers import train_sft
+
+    path = run_dir / "warm-start"
+    info_file = path / "warm_start.json"
+    if info_file.is_file():
+        return path, json.loads(info_file.read_text())
+    rows = seed_rows(AutoTokenizer.from_pretrained(base), config.seed_rationales, config.seed, TEMPLATE)
+    train = train_config(config, batch_size=8)
+    train.num_train_epochs = 2.0
+    model, tokenizer, result = train_sft(str(base), rows, run_dir / "warm-start-trainer", train,
+                                         config.judge_learning_rate, config.seed)
+    tmp = path.with_name(path.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    info = {"rows": len(rows), "steps": result.steps, "loss": result.loss, "seconds": result.seconds}
+    (tmp / "warm_start.json").write_text(json.dumps(info, indent=1))
+    tmp.rename(path)
+    return path, info
+
+
+def train_recipe(config: DemoConfig, recipe: str, start: Path, data: dict[str, Path], run_dir: Path) -> Path:
+    """Train ``recipe`` from ``start`` on the training split (resumable); returns the final judge folder."""
+    from genrm_plugin.recipes.runner import train_judge
+
+    star = recipe.startswith("star-")
+    settings = RecipeConfig(
+        recipe=recipe, data=str(data["train"]), eval_data=str(data["id"]) if star else None, model=str(start),
+        output_dir=str(run_dir / recipe), iterations=config.star_iterations if star else None, shard_size=128,
+        sample_batch_size=128, eval_k=config.k,
+    )
+    return train_judge(settings, train_config(config), judge_config(config))
+
+
+def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
+    """Preference accuracy of judge ``name`` (a key of :data:`MODES`) on ``data`` at maj@1..K (CoT)."""
+    from genrm_plugin.backends.factory import BackendConfig, load_backend
+    from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
+    from genrm_plugin.evals.selection import describe_judge
+    from genrm_plugin.judge import GenerativeJudge
+
+    mode = MODES[name]
+    ks = sorted({1, config.k}) if mode == "cot" else []
+    eval_config = PreferenceEvalConfig(
+        data=str(data), output_dir=str(out_dir), judge_kind="bt" if mode is None else "genrm", ks=ks,
+        order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot",
+    )
+    if mode is None:
+        from genrm_plugin.recipes.bt import BTScorer
+
+        summary = evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
+                                       judge_info={"model": str(model), "judge": "BTScorer"})
+    else:
+        backend = load_backend(BackendConfig(model=str(model), batch_size=128))
+        judge = GenerativeJudge(backend, judge_config(config, mode))
+        summary = evaluate_preferences(eval_config, judge=judge, judge_info={"model": str(model), **describe_judge(judge)})
+    result = {
+        "accuracy": {f"maj@{k}": v for k, v in summary["overall"]["accuracy"].items()},
+        "consistency": summary["overall"]["consistency"][str(summary["ks"][-1])],
+        "by_mistake": {s: g["accuracy"][str(summary["ks"][-1])] for s, g in summary["subsets"].items()},
+        "pairs": summary["pairs"],
+    }
+    if mode == "cot":
+        from genrm_plugin.data import load_preferences
+
+        questions = [pair.prompt for pair in load_preferences(str(data))]
+        result.update(rationale_checks(out_dir / "records.jsonl", questions))
+    return result
+
+
+def rationale_checks(records_file: Path, questions: list[str]) -> dict[str, float | None]:
+    """Parse failures and faithfulness of every rationale in an evaluation's records
+    (``questions[i]`` is the question of the record with ``index`` i)."""
+    total = failures = faithful = right = right_faithful = 0
+    for line in records_file.read_text().splitlines():
+        record = json.loads(line)
+        problem = parse_question(questions[record["index"]])
+        for order, rationales in enumerate(record["rationales"]):
+            chosen_label = "A" if record["chosen_first"] == (order == 0) else "B"
+            for text in rationales:
+                verdict, ok = parse_verdict(text), rationale_faithful(problem, text)
+                total += 1
+                failures += verdict is None
+                faithful += ok
+                if verdict == chosen_label:
+                    right += 1
+                    right_faithful += ok
+    return {
+        "rationales": total,
+        "parse_failure_rate": failures / total if total else None,
+        "faithful_rate": faithful / total if total else None,
+        "faithful_given_right_verdict": right_faithful / right if right else None,
+    }
+
+
+def star_faithfulness(run_dir: Path) -> list[dict[str, Any]]:
+    """Per STaR iteration: rationales kept by the verdict filter, and the share with the true sum."""
+    out = []
+    for iteration_dir in sorted(run_dir.glob("iter-*"), key=lambda p: int(p.name.split("-")[1])):
+        kept = faithful = sampled = 0
+        for shard in sorted((iteration_dir / "shards").glob("shard-*.json")):
+            for record in json.loads(shard.read_text())["records"]:
+                problem = parse_question(record["prompt"])
+                for text, verdict in zip(record["rationales"], record["verdicts"]):
+                    sampled += 1
+                    if verdict == record["label"]:
+                        kept += 1
+                        faithful += rationale_faithful(problem, text)
+        out.append({"iteration": int(iteration_dir.name.split("-")[1]), "sampled": sampled, "kept": kept,
+                    "kept_faithful_rate": faithful / kept if kept else None})
+    return out

@@ -1,0 +1,140 @@
+"""The judge used as a reward: Best-of-N on the base policy's samples, and a GRPO run.
+
+The policy is the base model answering world questions (a chat user turn ``47+38``). Its task
+accuracy is the share of sampled answers (T = 1) whose result is the true sum -- checked by the
+world, never by the judge.
+
+* :func:`best_of_n_curve` -- N answers per problem, each scored by ``GenRMReward`` against the
+  policy's greedy answer (the reference) through :func:`genrm_plugin.bon.best_of_n`'s
+  ``reference`` strategy; accuracy of the pick at N = 1, 2, 4, ... against a random pick (the
+  mean accuracy of the first N) and the oracle (any of the first N correct).
+* :func:`run_grpo` -- TRL ``GRPOTrainer`` with ``GenRMReward`` (reference column: the greedy
+  answer) plus a zero-weight world-accuracy reward that only logs the true accuracy per step.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Sequence
+
+from genrm_plugin.backends.base import SamplingConfig
+from genrm_plugin.demo.config import DemoConfig
+from genrm_plugin.toy.world import Problem, is_correct, sample_problem
+
+MAX_ANSWER_TOKENS = 40  # a 3-digit trace is ~32 tokens
+
+
+def problems(n: int, seed: int, split: str = "id") -> list[Problem]:
+    rng = random.Random(f"policy|{split}|{seed}")
+    return [sample_problem(rng, split) for _ in range(n)]
+
+
+def policy_prompts(backend: Any, items: Sequence[Problem]) -> list[str]:
+    return [backend.render([{"role": "user", "content": p.question}]) for p in items]
+
+
+def sample_answers(backend: Any, items: Sequence[Problem], n: int, seed: int, temperature: float = 1.0) -> list[list[str]]:
+    """``n`` answers per problem (``temperature`` 0: greedy), as text."""
+    sampling = SamplingConfig(temperature=temperature, top_p=1.0, top_k=0, max_new_tokens=MAX_ANSWER_TOKENS, stop=[])
+    return backend.generate(policy_prompts(backend, items), n, sampling, seed=seed)
+
+
+def accuracy(items: Sequence[Problem], answers: Sequence[Sequence[str]]) -> float:
+    flat = [is_correct(p.question, a) for p, group in zip(items, answers) for a in group]
+    return sum(flat) / len(flat)
+
+
+def policy_accuracy(model: str | Path, config: DemoConfig) -> float:
+    """Sampled (T=1) accuracy of the policy at ``model`` on the fixed policy evaluation problems."""
+    from genrm_plugin.backends.factory import BackendConfig, load_backend
+
+    backend = load_backend(BackendConfig(model=str(model), batch_size=128))
+    items = problems(config.policy_eval_problems, config.seed + 7)
+    return accuracy(items, sample_answers(backend, items, config.policy_eval_samples, seed=config.seed))
+
+
+def reward_for(judge_model: Path, config: DemoConfig):
+    """``GenRMReward`` over a CoT judge checkpoint (``reward_k`` votes per order, both orders)."""
+    from genrm_plugin.backends.factory import BackendConfig, load_backend
+    from genrm_plugin.demo.judges import judge_config
+    from genrm_plugin.judge import GenerativeJudge
+    from genrm_plugin.reward import GenRMReward, RewardConfig
+
+    judge = GenerativeJudge(load_backend(BackendConfig(model=str(judge_model), batch_size=128)),
+                            judge_config(config, "cot", k=config.reward_k))
+    return GenRMReward(judge, RewardConfig(reference_column="reference", name="genrm"))
+
+
+def best_of_n_curve(policy_model: Path, judge_model: Path, config: DemoConfig) -> dict[str, Any]:
+    """Task accuracy of Best-of-N (judge) vs random and oracle picks, for N = 1, 2, 4, ..., ``bon_n``."""
+    from genrm_plugin.backends.factory import BackendConfig, load_backend
+    from genrm_plugin.bon import best_of_n
+
+    backend = load_backend(BackendConfig(model=str(policy_model), batch_size=128))
+    items = problems(config.bon_problems, config.seed + 11)
+    candidates = sample_answers(backend, items, config.bon_n, seed=config.seed + 1)
+    references = [group[0] for group in sample_answers(backend, items, 1, seed=0, temperature=0.0)]
+    reward = reward_for(judge_model, config)
+    picks = best_of_n(reward.judge, [p.question for p in items], candidates, strategy="reference",
+                      references=references, seed=config.seed)
+    correct = [[is_correct(p.question, a) for a in group] for p, group in zip(items, candidates)]
+    rng = random.Random(config.seed)
+    ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n < config.bon_n] + [config.bon_n]
+    curve = {"n": ns, "judge": [], "random": [], "oracle": []}
+    for n in ns:
+        chosen = [_pick(result.scores[:n], rng) for result in picks]
+        curve["judge"].append(sum(c[i] for c, i in zip(correct, chosen)) / len(items))
+        curve["random"].append(sum(sum(c[:n]) / n for c in correct) / len(items))
+        curve["oracle"].append(sum(any(c[:n]) for c in correct) / len(items))
+    curve["reference_accuracy"] = sum(is_correct(p.question, r) for p, r in zip(items, references)) / len(items)
+    curve["problems"] = len(items)
+    return curve
+
+
+def _pick(scores: Sequence[float], rng: random.Random) -> int:
+    best = max(scores)
+    return rng.choice([i for i, s in enumerate(scores) if s == best])
+
+
+def world_accuracy(prompts, completions, **kwargs) -> list[float]:
+    """A TRL reward function that only measures: 1.0 when the completion's result is the true sum."""
+    from genrm_plugin.reward import completion_text, prompt_text
+
+    return [float(is_correct(prompt_text(p, i), completion_text(c, "completions", i)))
+            for i, (p, c) in enumerate(zip(prompts, completions))]
+
+
+def run_grpo(policy_model: Path, judge_model: Path, config: DemoConfig, out_dir: Path) -> dict[str, Any]:
+    """GRPO of the base policy with ``GenRMReward``; the trained policy lands in ``out_dir/policy``."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from genrm_plugin.backends.factory import BackendConfig, load_backend
+
+    prompts_per_step = 2
+    items = problems(config.grpo_steps * prompts_per_step, config.seed + 13)
+    backend = load_backend(BackendConfig(model=str(policy_model), batch_size=128))
+    references = [g[0] for g in sample_answers(backend, items, 1, seed=0, temperature=0.0)]
+    dataset = Dataset.from_list([
+        {"prompt": [{"role": "user", "content": p.question}], "reference": ref} for p, ref in zip(items, references)
+    ])
+    args = GRPOConfig(
+        output_dir=str(out_dir / "trainer"), max_steps=config.grpo_steps, learning_rate=config.grpo_learning_rate,
+        per_device_train_batch_size=prompts_per_step * config.grpo_generations, num_generations=config.grpo_generations,
+        max_completion_length=MAX_ANSWER_TOKENS, temperature=1.0, top_k=0, beta=0.0, logging_steps=1,
+        reward_weights=[1.0, 0.0], use_cpu=True, bf16=False, gradient_checkpointing=False, report_to="none",
+        save_strategy="no", seed=config.seed, shuffle_dataset=False,
+    )
+    trainer = GRPOTrainer(model=str(policy_model), reward_funcs=[reward_for(judge_model, config), world_accuracy],
+                          train_dataset=dataset, args=args)
+    trainer.train()
+    trainer.save_model(str(out_dir / "policy"))
+    trainer.processing_class.save_pretrained(str(out_dir / "policy"))
+    logs = [e for e in trainer.state.log_history if "rewards/genrm/mean" in e]
+    return {
+        "steps": trainer.state.global_step,
+        "reward_curve": [e["rewards/genrm/mean"] for e in logs],
+        "accuracy_curve": [e.get("rewards/world_accuracy/mean") for e in logs],
+        "policy": str(out_dir / "policy"),
+    }
