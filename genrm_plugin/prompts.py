@@ -5,7 +5,10 @@ Templates follow MT-Bench's pairwise judge (``pair-v2``) without the tie option.
 * ``cot``        -- a short explanation, then the verdict ``[[A]]`` or ``[[B]]``;
 * ``no_cot``     -- the verdict only (the paper's GenRM: P(A) from the verdict token);
 * ``rationalize``-- like ``cot`` but told which answer is correct (STaR-Rationalizer);
-* ``compact``    -- a terse CoT template for tiny models (same delimiters and verdicts).
+* ``compact``    -- a terse CoT template for tiny models (same delimiters and verdicts);
+* ``tiny``       -- the shortest: no system message, the candidates first and the question last
+  (``A: ..\nB: ..\nQ: 47+38 check``), so a tiny model's rationale starts right after the
+  question it works on (``genrm demo``'s judges); ``verdict`` instead of ``check`` without CoT.
 
 Candidate answers are wrapped in MT-Bench's ``[The Start of Assistant A's Answer]`` delimiters.
 Anything inside a candidate that looks like a verdict (``[[A]]``) or a delimiter is neutralised
@@ -55,9 +58,10 @@ USER_TEMPLATE = (
 )
 COMPACT_SYSTEM = "Judge which answer is better. Think briefly, then write [[A]] or [[B]]."
 COMPACT_USER = "Q: {question}\nA: {answer_a}\nB: {answer_b}"
+TINY_USER = "A: {answer_a}\nB: {answer_b}\nQ: {question} {task}"
 
 MODES = ("cot", "no_cot", "rationalize")
-TEMPLATES = ("mt_bench", "compact")
+TEMPLATES = ("mt_bench", "compact", "tiny")
 
 # A verdict: [[A]] / [[ b ]] (case-insensitive letter, optional inner spaces).
 _VERDICT_RE = re.compile(r"\[\[\s*([ABab])\s*\]\]")
@@ -71,7 +75,9 @@ class PromptConfig:
     """How judge prompts are written.
 
     Fields:
-        template: ``mt_bench`` (MT-Bench pair-v2 wording, no ties) or ``compact`` (terse, for tiny models).
+        template: ``mt_bench`` (MT-Bench pair-v2 wording, no ties), ``compact`` (terse, for tiny
+            models) or ``tiny`` (no system message, question last; ``system_prompt`` and
+            ``use_system_role`` do not apply).
         system_prompt: override for the system message (``None`` keeps the template's).
         use_system_role: put the instructions in a system message; if False they are prepended to
             the user message (for chat templates without a system role).
@@ -119,6 +125,11 @@ def judge_messages(
         if not isinstance(value, str):
             raise TypeError(f"{name} must be a string, got {type(value).__name__}")
     fields = dict(question=neutralize(question), answer_a=neutralize(answer_a), answer_b=neutralize(answer_b))
+    if config.template == "tiny":
+        user = TINY_USER.format(**fields, task="verdict" if mode == "no_cot" else "check")
+        if mode == "rationalize":
+            user += f" {correct}"
+        return [{"role": "user", "content": user}]
     if config.template == "compact":
         system = COMPACT_SYSTEM if mode != "no_cot" else "Judge which answer is better. Write [[A]] or [[B]]."
         user = COMPACT_USER.format(**fields)

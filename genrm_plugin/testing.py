@@ -24,11 +24,12 @@ _MT_BENCH_RE = re.compile(
     re.DOTALL,
 )
 _COMPACT_RE = re.compile(r"Q: (?P<q>.*?)\nA: (?P<a>.*?)\nB: (?P<b>.*?)(?:<\||\n\n|$)", re.DOTALL)
+_TINY_RE = re.compile(r"A: (?P<a>.*?)\nB: (?P<b>.*?)\nQ: (?P<q>.*?) (?:check|verdict)(?: [AB])?(?:<\||$)", re.DOTALL)
 
 
 def split_judge_prompt(text: str) -> tuple[str, str, str]:
     """(question, answer_a, answer_b) as shown in a rendered judge prompt (after neutralisation)."""
-    match = _MT_BENCH_RE.search(text) or _COMPACT_RE.search(text)
+    match = _MT_BENCH_RE.search(text) or _TINY_RE.search(text) or _COMPACT_RE.search(text)
     if not match:
         raise ValueError("not a judge prompt rendered from genrm_plugin.prompts")
     return match.group("q"), match.group("a"), match.group("b")

@@ -12,9 +12,9 @@ from genrm_plugin.toy.world import (
 
 
 def test_solution_is_column_wise_with_carries():
-    assert solution(Problem(47, 38)) == "7+8+0=15 4+3+1=08 >85"
-    assert solution(Problem(489, 133)) == "9+3+0=12 8+3+1=12 4+1+1=06 >622"
-    assert solution(Problem(99, 99)) == "9+9+0=18 9+9+1=19 >198"
+    assert solution(Problem(47, 38)) == "47+38: 7+8+0=15 4+3+1=08 >85"
+    assert solution(Problem(489, 133)) == "489+133: 9+3+0=12 8+3+1=12 4+1+1=06 >622"
+    assert solution(Problem(99, 99)) == "99+99: 9+9+0=18 9+9+1=19 >198"
 
 
 @pytest.mark.parametrize("split", ["id", "ood"])
@@ -33,7 +33,7 @@ def test_every_mistake_gives_a_wrong_result(split):
 
 def test_dropped_carry_drops_a_carry():
     flawed = solution(Problem(47, 38), "dropped_carry", random.Random(0))
-    assert flawed == "7+8+0=15 4+3+0=07 >75"
+    assert flawed == "47+38: 7+8+0=15 4+3+0=07 >75"
     with pytest.raises(ValueError, match="mistake"):
         solution(Problem(1, 2), "typo")
 
@@ -68,8 +68,8 @@ def test_rationale_checks_each_candidate_and_ends_in_the_verdict():
     p = Problem(47, 38)
     right, wrong = "85", "75"
     r = judge_rationale(p, right, wrong)
-    assert r == "7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]"
-    assert judge_rationale(p, "the sum is  85", "x") == "7+8+0=15 4+3+1=08 >85 A: the sum is 85=85 Y. B: x=85 N. [[A]]"
+    assert r == "47+38: 7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]"
+    assert judge_rationale(p, "the sum is  85", "x") == "47+38: 7+8+0=15 4+3+1=08 >85 A: the sum is 85=85 Y. B: x=85 N. [[A]]"
     assert parse_verdict(r) == "A" and rationale_faithful(p, r)
     assert parse_verdict(judge_rationale(p, wrong, right)) == "B"
     assert critique(p, right, wrong) == r.rsplit(" [[", 1)[0] and parse_verdict(critique(p, right, wrong)) is None
@@ -79,7 +79,7 @@ def test_an_unfaithful_rationale_can_still_reach_the_right_verdict():
     """A flawed recomputation marks both candidates N and falls back to A: right by luck, and unfaithful."""
     p = Problem(47, 38)
     right, wrong = "85", "75"
-    lucky = judge_rationale(p, right, wrong, worked="7+8+0=15 4+3+1=09 >95")
+    lucky = judge_rationale(p, right, wrong, worked="47+38: 7+8+0=15 4+3+1=09 >95")
     assert parse_verdict(lucky) == "A" and not rationale_faithful(p, lucky)
     assert not rationale_faithful(p, "") and not rationale_faithful(p, "no result here [[A]]")
 
@@ -96,7 +96,7 @@ def test_base_corpus_rows():
 
     tok = build_tokenizer(vocab_size=512)
     rows = base_corpus(tok, 400, seed=0, error_rate=0.2, check_share=0.5, work_share=0.25)
-    checks = [r for r in rows if "Judge which answer" in r["prompt"]]
+    checks = [r for r in rows if r["prompt"].endswith(" check<|end|><|assistant|>")]
     works = [r for r in rows if "step by step" in r["prompt"]]
     solves = [r for r in rows if r not in checks and r not in works]
     assert 150 < len(checks) < 250 and 60 < len(works) < 140 and solves

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # Bump when the world, corpus or tokenizer change in a way that makes old cached bases stale.
 BASE_FORMAT = 1
 BASE_INFO = "base.json"
-TEMPLATE = "compact"
+TEMPLATE = "tiny"
 
 
 def base_settings(config: DemoConfig) -> dict:

@@ -52,23 +52,23 @@ class DemoConfig:
     seed: int = 0
     hidden_size: int = 128
     num_layers: int = 3
-    base_steps: int = 600
+    base_steps: int = 800
     base_batch_size: int = 32
     base_learning_rate: float = 3e-3
     base_error_rate: float = 0.1
-    seed_rationales: int = 64
+    seed_rationales: int = 128
     train_pairs: int = 512
     label_noise: float = 0.05
     eval_pairs: int = 128
     k: int = 4
     star_iterations: int = 2
-    judge_learning_rate: float = 5e-4
+    judge_learning_rate: float = 1e-3
     judge_epochs: float = 1.0
     dpo_beta: float = 0.1
     judges: list[str] = field(default_factory=lambda: list(JUDGE_RECIPES))
     bon_problems: int = 64
     bon_n: int = 8
-    policy_eval_problems: int = 64
+    policy_eval_problems: int = 128
     policy_eval_samples: int = 4
     grpo_steps: int = 30
     grpo_generations: int = 8

@@ -82,7 +82,7 @@ def judge_rows(results: dict[str, Any]) -> list[list[Any]]:
 
 
 def judge_headers(k: int) -> list[str]:
-    return ["judge", "ID maj@1", f"ID maj@{k}", "OOD maj@1", f"OOD maj@{k}", "parse fail (ID)", "faithful | right verdict (ID)"]
+    return ["judge", "ID maj@1", f"ID maj@{k}", "OOD maj@1", f"OOD maj@{k}", "parse fail (ID)", "faithful, right verdict (ID)"]
 
 
 def make_plots(results: dict[str, Any], folder: Path) -> dict[str, str]:
@@ -137,7 +137,7 @@ def write_report(results: dict[str, Any], folder: Path) -> str:
              f"{'from cache' if results['base']['cached'] else 'pretrained in this run'} "
              f"({results['base']['parameters']:,} parameters); wall time {results['seconds']:.0f} s.", "",
              "## Judges", "", markdown_table(judge_headers(k), judge_rows(results)), "",
-             "Accuracy: ties and abstentions count 1/2 (chance = 50%). *faithful | right verdict*: share of "
+             "Accuracy: ties and abstentions count 1/2 (chance = 50%). *faithful, right verdict*: share of "
              "rationales with the right verdict whose recomputed sum is the true sum (a verdict-only filter "
              "keeps the others too).", ""]
     for name, curve in (results.get("star_curves") or {}).items():

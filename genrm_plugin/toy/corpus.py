@@ -36,7 +36,7 @@ def work_prompt(tokenizer: Any, question: str) -> str:
     return render_messages(tokenizer, [{"role": "user", "content": f"{question} step by step"}])
 
 
-def check_prompt(tokenizer: Any, question: str, answer_a: str, answer_b: str, template: str = "compact") -> str:
+def check_prompt(tokenizer: Any, question: str, answer_a: str, answer_b: str, template: str = "tiny") -> str:
     """The judge's CoT prompt, exactly as :class:`~genrm_plugin.judge.GenerativeJudge` renders it."""
     return render_messages(tokenizer, judge_messages(question, answer_a, answer_b, "cot", config=PromptConfig(template=template)))
 
@@ -50,7 +50,7 @@ def candidate_pair(problem: Problem, rng: random.Random) -> tuple[str, str]:
 
 def base_corpus(
     tokenizer: Any, n_rows: int, seed: int = 0, error_rate: float = 0.2, check_share: float = 0.4,
-    work_share: float = 0.3, template: str = "compact",
+    work_share: float = 0.3, template: str = "tiny",
 ) -> list[dict[str, str]]:
     """``n_rows`` prompt/completion rows: ``check`` rows (share ``check_share``), ``work`` rows
     (``work_share``) and ``solve`` rows (the rest), both digit lengths."""

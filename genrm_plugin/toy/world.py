@@ -2,7 +2,7 @@
 
 The policy task is ``a+b`` (two- or three-digit operands), answered with the result (``85`` for
 ``47+38``). Working it out is a column-wise trace, units first, with explicit carries:
-``7+8+0=15 4+3+1=08 >85`` (:func:`solution`). Answers are checkable exactly, so preference
+``47+38: 7+8+0=15 4+3+1=08 >85`` (:func:`solution`). Answers are checkable exactly, so preference
 pairs, judge rationales and their faithfulness can all be verified.
 
 * Mistakes (:data:`MISTAKES`) are the ones a sloppy solver makes: a dropped carry, a column sum
@@ -64,7 +64,11 @@ def _columns(problem: Problem) -> list[tuple[int, int]]:
 
 
 def solution(problem: Problem, mistake: str | None = None, rng: random.Random | None = None) -> str:
-    """The column-wise answer ``7+8+0=15 4+3+1=08 >85``; with ``mistake``, a flawed one.
+    """The column-wise trace ``47+38: 7+8+0=15 4+3+1=08 >85``; with ``mistake``, a flawed one.
+
+    The trace restates the question first: the columns are then read at a fixed offset from it,
+    wherever the question sits in a longer prompt (what lets a tiny model recompute inside a
+    judge prompt).
 
     ``dropped_carry`` forgets a carry into the next column, ``sum_slip`` writes one column sum off
     by one, ``copy_slip`` gets the trace right and miscopies one digit of the result. The mistake
@@ -92,7 +96,7 @@ def solution(problem: Problem, mistake: str | None = None, rng: random.Random | 
     result = int(str(carry) + "".join(str(d) for d in reversed(digits))) if carry else int("".join(str(d) for d in reversed(digits)))
     if mistake == "copy_slip" or (mistake is not None and result == problem.answer):
         result = _slip(result, rng)
-    return f"{' '.join(steps)} >{result}"
+    return f"{problem.question}: {' '.join(steps)} >{result}"
 
 
 def _carry_columns(problem: Problem) -> list[int]:
@@ -158,7 +162,7 @@ def judge_rationale(problem: Problem, answer_a: str, answer_b: str, worked: str 
     beside the recomputed result with a ``Y``/``N`` mark, then the verdict (the candidate that
     matches; ties go to A)::
 
-        7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]
+        47+38: 7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]
     """
     worked = worked or solution(problem)
     total = answer_value(worked)
