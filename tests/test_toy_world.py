@@ -6,7 +6,7 @@ import pytest
 
 from genrm_plugin.prompts import parse_verdict
 from genrm_plugin.toy.world import (
-    MISTAKES, Problem, answer, answer_value, critique, is_correct, judge_rationale, make_pairs, noisy_answer,
+    MISTAKES, Problem, answer_value, critique, is_correct, judge_rationale, make_pairs, noisy_solution,
     parse_question, rationale_faithful, sample_problem, solution,
 )
 
@@ -23,12 +23,10 @@ def test_every_mistake_gives_a_wrong_result(split):
     for _ in range(2000):
         problem = sample_problem(rng, split)
         assert answer_value(solution(problem)) == problem.answer
-        assert answer(problem) == str(problem.answer)
         for mistake in MISTAKES:
             flawed = solution(problem, mistake, rng)
             assert answer_value(flawed) != problem.answer, (problem, mistake, flawed)
             assert not is_correct(problem.question, flawed)
-            assert not is_correct(problem.question, answer(problem, mistake, rng))
 
 
 def test_dropped_carry_drops_a_carry():
@@ -38,9 +36,9 @@ def test_dropped_carry_drops_a_carry():
         solution(Problem(1, 2), "typo")
 
 
-def test_noisy_answer_error_rate():
+def test_noisy_solution_error_rate():
     rng = random.Random(1)
-    results = [noisy_answer(Problem(47, 38), rng, 0.3) for _ in range(2000)]
+    results = [noisy_solution(Problem(47, 38), rng, 0.3) for _ in range(2000)]
     flawed = [m for _, m in results if m is not None]
     assert 500 < len(flawed) < 700
     assert all(is_correct("47+38", text) == (m is None) for text, m in results)
@@ -48,7 +46,7 @@ def test_noisy_answer_error_rate():
 
 def test_pairs_splits_mistakes_and_noise():
     ids = make_pairs(600, "id", seed=1)
-    assert all(10 <= p.problem.a <= 99 and p.chosen == str(p.problem.answer) for p in ids)
+    assert all(10 <= p.problem.a <= 99 and p.chosen == solution(p.problem) for p in ids)
     assert not any(is_correct(p.problem.question, p.rejected) for p in ids)
     assert {p.mistake for p in ids} == set(MISTAKES)
     ood = make_pairs(50, "ood", seed=1)
@@ -66,19 +64,39 @@ def test_pairs_splits_mistakes_and_noise():
 
 def test_rationale_checks_each_candidate_and_ends_in_the_verdict():
     p = Problem(47, 38)
-    right, wrong = "85", "75"
+    right, wrong = solution(p), solution(p, "dropped_carry", random.Random(0))
     r = judge_rationale(p, right, wrong)
-    assert r == "47+38: 7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]"
-    assert judge_rationale(p, "the sum is  85", "x") == "47+38: 7+8+0=15 4+3+1=08 >85 A: the sum is 85=85 Y. B: x=85 N. [[A]]"
+    assert r == ("Q: 47+38: 7+8+0=15 4+3+1=08 >85\n"
+                 "A: 47+38: 7+8+0=15 4+3+1=08 >85=85 Y.\n"
+                 "B: 47+38: 7+8+0=15 4+3+0=07 >75=85 N.\n[[A]]")
+    assert judge_rationale(p, "the sum is\n 85", "x") == "Q: 47+38: 7+8+0=15 4+3+1=08 >85\nA: the sum is 85=85 Y.\nB: x=85 N.\n[[A]]"
     assert parse_verdict(r) == "A" and rationale_faithful(p, r)
     assert parse_verdict(judge_rationale(p, wrong, right)) == "B"
-    assert critique(p, right, wrong) == r.rsplit(" [[", 1)[0] and parse_verdict(critique(p, right, wrong)) is None
+    assert critique(p, right, wrong) == r.rsplit("\n[[", 1)[0] and parse_verdict(critique(p, right, wrong)) is None
+
+
+def test_rationale_lines_tokenize_like_the_judge_prompt():
+    """Each check line starts with the tokens the tiny judge prompt puts before that candidate."""
+    from genrm_plugin.toy import build_tokenizer
+    from genrm_plugin.toy.corpus import check_prompt
+
+    tok = build_tokenizer(vocab_size=512)
+    p = Problem(47, 38)
+    right, wrong = solution(p), solution(p, "sum_slip", random.Random(0))
+    prompt_ids = tok(check_prompt(tok, p.question, right, wrong), add_special_tokens=False).input_ids
+    rationale_ids = tok(judge_rationale(p, right, wrong), add_special_tokens=False).input_ids
+    b_line = tok("\nB: " + wrong, add_special_tokens=False).input_ids
+    assert _contains(prompt_ids, b_line) and _contains(rationale_ids, b_line)
+
+
+def _contains(seq, sub):
+    return any(seq[i : i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
 
 
 def test_an_unfaithful_rationale_can_still_reach_the_right_verdict():
     """A flawed recomputation marks both candidates N and falls back to A: right by luck, and unfaithful."""
     p = Problem(47, 38)
-    right, wrong = "85", "75"
+    right, wrong = solution(p), solution(p, "dropped_carry", random.Random(0))
     lucky = judge_rationale(p, right, wrong, worked="47+38: 7+8+0=15 4+3+1=09 >95")
     assert parse_verdict(lucky) == "A" and not rationale_faithful(p, lucky)
     assert not rationale_faithful(p, "") and not rationale_faithful(p, "no result here [[A]]")
@@ -95,23 +113,25 @@ def test_base_corpus_rows():
     from genrm_plugin.toy.corpus import base_corpus
 
     tok = build_tokenizer(vocab_size=512)
-    rows = base_corpus(tok, 400, seed=0, error_rate=0.2, check_share=0.5, work_share=0.25)
+    rows = base_corpus(tok, 400, seed=0, error_rate=0.2, check_share=0.5)
     checks = [r for r in rows if r["prompt"].endswith(" check<|end|><|assistant|>")]
-    works = [r for r in rows if "step by step" in r["prompt"]]
-    solves = [r for r in rows if r not in checks and r not in works]
-    assert 150 < len(checks) < 250 and 60 < len(works) < 140 and solves
-    assert all(" >" in r["completion"] for r in works + checks)  # column-wise traces
-    assert all(r["completion"].isdigit() for r in solves)  # the policy answers with the result
+    solves = [r for r in rows if r not in checks]
+    assert 150 < len(checks) < 250 and solves
+    assert all(" >" in r["completion"] for r in rows)  # column-wise traces: the policy works its answer out
+    assert all(r["completion"].startswith(_question(r["prompt"]) + ": ") for r in solves)
+    assert all(r["completion"].startswith("Q: " + _question(r["prompt"]) + ": ") for r in checks)
     assert all(parse_verdict(r["completion"]) is None for r in checks)  # the judging protocol is not taught
     assert all("[[" not in r["completion"] for r in rows)
     wrong = sum(not is_correct(_question(r["prompt"]), r["completion"]) for r in solves)
     assert 0.1 * len(solves) < wrong < 0.3 * len(solves)
+    unfaithful = sum(not rationale_faithful(parse_question(_question(r["prompt"])), r["completion"]) for r in checks)
+    assert 0.1 * len(checks) < unfaithful < 0.3 * len(checks)  # a sloppy checker too
     lengths = {len(str(_question(r["prompt"]).split("+")[0])) for r in rows}
     assert lengths == {2, 3}  # both digit lengths: the base knows the skill out of distribution too
     with pytest.raises(ValueError, match="error_rate"):
         base_corpus(tok, 1, error_rate=1.0)
-    with pytest.raises(ValueError, match="work_share"):
-        base_corpus(tok, 1, check_share=0.8, work_share=0.3)
+    with pytest.raises(ValueError, match="check_share"):
+        base_corpus(tok, 1, check_share=1.5)
 
 
 def _question(prompt: str) -> str:

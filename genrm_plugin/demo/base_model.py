@@ -22,7 +22,7 @@ from genrm_plugin.demo.config import DemoConfig
 logger = logging.getLogger(__name__)
 
 # Bump when the world, corpus or tokenizer change in a way that makes old cached bases stale.
-BASE_FORMAT = 1
+BASE_FORMAT = 2
 BASE_INFO = "base.json"
 TEMPLATE = "tiny"
 
@@ -77,7 +77,7 @@ def pretrain(config: DemoConfig, folder: Path) -> dict:
                        error_rate=config.base_error_rate, template=TEMPLATE)
     train = TrainConfig(
         max_steps=config.base_steps, per_device_train_batch_size=config.base_batch_size, lr_scheduler_type="cosine",
-        warmup_steps=0.05, logging_steps=max(1, config.base_steps // 20), max_length=256,
+        warmup_steps=0.05, logging_steps=max(1, config.base_steps // 20), max_length=320,
     )
     logger.info(f"pretraining the base model: {config.base_steps} steps on {len(rows)} corpus rows")
     model, tokenizer, result = train_sft(str(init), rows, folder / "trainer", train, config.base_learning_rate, config.seed)

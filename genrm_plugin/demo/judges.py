@@ -24,7 +24,7 @@ from genrm_plugin.prompts import parse_verdict
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
 from genrm_plugin.toy.world import parse_question, rationale_faithful
 
-MAX_NEW_TOKENS = 160  # the longest world rationale (3-digit sums, both candidates re-read) is ~120 tokens
+MAX_NEW_TOKENS = 176  # the longest world rationale (3-digit sums, both candidates copied) is ~145 tokens
 MODES = {"zero-shot": "cot", "warm-start": "cot", "star-sft": "cot", "star-dpo": "cot", "genrm": "no_cot", "bt": None}
 
 

@@ -1,8 +1,8 @@
 """The judge used as a reward: Best-of-N on the base policy's samples, and a GRPO run.
 
-The policy is the base model answering world questions (a chat user turn ``47+38``). Its task
-accuracy is the share of sampled answers (T = 1) whose result is the true sum -- checked by the
-world, never by the judge.
+The policy is the base model answering world questions (a chat user turn ``47+38``) by working
+them out (``47+38: 7+8+0=15 4+3+1=08 >85``). Its task accuracy is the share of sampled answers
+(T = 1) whose result is the true sum -- checked by the world, never by the judge.
 
 * :func:`best_of_n_curve` -- N answers per problem, each scored by ``GenRMReward`` against the
   policy's greedy answer (the reference) through :func:`genrm_plugin.bon.best_of_n`'s
@@ -22,7 +22,7 @@ from genrm_plugin.backends.base import SamplingConfig
 from genrm_plugin.demo.config import DemoConfig
 from genrm_plugin.toy.world import Problem, is_correct, sample_problem
 
-MAX_ANSWER_TOKENS = 40  # a 3-digit trace is ~32 tokens
+MAX_ANSWER_TOKENS = 48  # the policy works its answer out: a 3-digit trace is ~41 tokens
 
 
 def problems(n: int, seed: int, split: str = "id") -> list[Problem]:

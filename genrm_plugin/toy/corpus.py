@@ -3,14 +3,13 @@
 A pretrained LLM has seen people solve problems (sometimes sloppily) and check other people's
 answers, but not this package's judging convention. The corpus stands for that:
 
-* ``solve`` rows: the policy prompt (a chat turn with the question) and the answer, wrong with
-  probability ``error_rate`` (so the base policy is right often, not always);
-* ``work`` rows: the question asked step by step (``47+38 step by step``) and the column-wise
-  trace (:func:`~genrm_plugin.toy.world.solution`), flawed with probability ``error_rate``: the
-  skill a CoT judge uses to recompute a result;
+* ``solve`` rows: the policy prompt (a chat turn with the question) and the worked answer, the
+  column-wise trace (:func:`~genrm_plugin.toy.world.solution`), flawed with probability
+  ``error_rate`` (so the base policy is right often, not always);
 * ``check`` rows: the judge's CoT prompt with two candidate answers and a critique that recomputes
-  the sum (also flawed with probability ``error_rate``) and marks each candidate ``Y``/``N`` --
-  but never writes the ``[[A]]``/``[[B]]`` verdict: that is what judge training teaches.
+  the sum (also flawed with probability ``error_rate``), copies each candidate beside the result
+  and marks it ``Y``/``N`` -- but never writes the ``[[A]]``/``[[B]]`` verdict: that is what judge
+  training teaches.
 
 Both digit lengths of the world appear (two and three digits), so the base model knows the skill
 out of the judge training distribution too, as a pretrained model would.
@@ -22,18 +21,12 @@ import random
 from typing import Any
 
 from genrm_plugin.prompts import PromptConfig, judge_messages, render_messages
-from genrm_plugin.toy.world import MISTAKES, SPLITS, Problem, answer, critique, noisy_answer, noisy_solution, sample_problem
-
+from genrm_plugin.toy.world import MISTAKES, SPLITS, Problem, critique, noisy_solution, sample_problem, solution
 
 
 def policy_prompt(tokenizer: Any, question: str) -> str:
     """The prompt the world's policy answers: the question as one user turn (chat template)."""
     return render_messages(tokenizer, [{"role": "user", "content": question}])
-
-
-def work_prompt(tokenizer: Any, question: str) -> str:
-    """The question asked step by step (a chat user turn); answered with a column-wise trace."""
-    return render_messages(tokenizer, [{"role": "user", "content": f"{question} step by step"}])
 
 
 def check_prompt(tokenizer: Any, question: str, answer_a: str, answer_b: str, template: str = "tiny") -> str:
@@ -42,36 +35,31 @@ def check_prompt(tokenizer: Any, question: str, answer_a: str, answer_b: str, te
 
 
 def candidate_pair(problem: Problem, rng: random.Random) -> tuple[str, str]:
-    """Two candidate answers in random order: one correct and one wrong (sometimes both wrong)."""
-    right = answer(problem) if rng.random() < 0.85 else answer(problem, rng.choice(MISTAKES), rng)
-    wrong = answer(problem, rng.choice(MISTAKES), rng)
+    """Two candidate answers in random order: one correct and one flawed (sometimes both flawed)."""
+    right = solution(problem) if rng.random() < 0.85 else solution(problem, rng.choice(MISTAKES), rng)
+    wrong = solution(problem, rng.choice(MISTAKES), rng)
     return (right, wrong) if rng.random() < 0.5 else (wrong, right)
 
 
 def base_corpus(
-    tokenizer: Any, n_rows: int, seed: int = 0, error_rate: float = 0.2, check_share: float = 0.4,
-    work_share: float = 0.3, template: str = "tiny",
+    tokenizer: Any, n_rows: int, seed: int = 0, error_rate: float = 0.2, check_share: float = 0.5, template: str = "tiny",
 ) -> list[dict[str, str]]:
-    """``n_rows`` prompt/completion rows: ``check`` rows (share ``check_share``), ``work`` rows
-    (``work_share``) and ``solve`` rows (the rest), both digit lengths."""
+    """``n_rows`` prompt/completion rows: ``check`` rows (share ``check_share``) and ``solve`` rows
+    (the rest), both digit lengths."""
     if not 0 <= error_rate < 1:
         raise ValueError(f"error_rate must be in [0, 1), got {error_rate}")
-    if not (0 <= check_share <= 1 and 0 <= work_share <= 1 and check_share + work_share <= 1):
-        raise ValueError(f"check_share and work_share must be in [0, 1] with a sum <= 1, got {check_share}, {work_share}")
+    if not 0 <= check_share <= 1:
+        raise ValueError(f"check_share must be in [0, 1], got {check_share}")
     rng = random.Random(f"corpus|{seed}")
     rows = []
     for _ in range(n_rows):
         problem = sample_problem(rng, rng.choice(sorted(SPLITS)))
-        kind = rng.random()
-        if kind < check_share:
+        if rng.random() < check_share:
             worked, _ = noisy_solution(problem, rng, error_rate)
             a, b = candidate_pair(problem, rng)
             rows.append({"prompt": check_prompt(tokenizer, problem.question, a, b, template),
                          "completion": critique(problem, a, b, worked)})
-        elif kind < check_share + work_share:
-            rows.append({"prompt": work_prompt(tokenizer, problem.question),
-                         "completion": noisy_solution(problem, rng, error_rate)[0]})
         else:
             rows.append({"prompt": policy_prompt(tokenizer, problem.question),
-                         "completion": noisy_answer(problem, rng, error_rate)[0]})
+                         "completion": noisy_solution(problem, rng, error_rate)[0]})
     return rows

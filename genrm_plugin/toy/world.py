@@ -1,18 +1,19 @@
 """A synthetic world with verifiable preferences: column-wise addition.
 
-The policy task is ``a+b`` (two- or three-digit operands), answered with the result (``85`` for
-``47+38``). Working it out is a column-wise trace, units first, with explicit carries:
-``47+38: 7+8+0=15 4+3+1=08 >85`` (:func:`solution`). Answers are checkable exactly, so preference
-pairs, judge rationales and their faithfulness can all be verified.
+The policy task is ``a+b`` (two- or three-digit operands), answered by working it out: a
+column-wise trace, units first, with explicit carries, ending in the result:
+``47+38: 7+8+0=15 4+3+1=08 >85`` (:func:`solution`). An answer's result is its last number
+(:func:`answer_value`), so answers are checkable exactly, and so are preference pairs, judge
+rationales and their faithfulness.
 
 * Mistakes (:data:`MISTAKES`) are the ones a sloppy solver makes: a dropped carry, a column sum
   off by one, or a slip when copying the result. A flawed trace carries its mistake through, so
-  its result is wrong (:func:`solution` / :func:`answer` with ``mistake=``).
+  its result is wrong (:func:`solution` with ``mistake=``).
 * Preference pairs (:func:`make_pairs`): a correct answer vs a flawed one, optional label noise
   standing for annotator disagreement. Splits: ``id`` (2-digit + 2-digit) and ``ood``
   (3-digit + 3-digit: longer inputs).
-* Judge rationales (the seed "teacher critiques"): the recomputed trace, each candidate beside
-  the recomputed result, then the verdict (:func:`judge_rationale`).
+* Judge rationales (the seed "teacher critiques"): the recomputed trace, each candidate copied
+  beside the recomputed result, then the verdict, one per line (:func:`judge_rationale`).
 * :func:`rationale_faithful` checks a rationale's intermediate result, not just its verdict.
 """
 
@@ -117,25 +118,14 @@ def _slip(value: int, rng: random.Random) -> int:
     return int("".join(digits))
 
 
-def answer(problem: Problem, mistake: str | None = None, rng: random.Random | None = None) -> str:
-    """The answer (the result, as text) of the trace :func:`solution` writes."""
-    return str(answer_value(solution(problem, mistake, rng)))
-
-
 def noisy_solution(problem: Problem, rng: random.Random, error_rate: float) -> tuple[str, str | None]:
     """A trace that is flawed with probability ``error_rate``; returns (text, mistake or None)."""
     mistake = rng.choice(MISTAKES) if rng.random() < error_rate else None
     return solution(problem, mistake, rng), mistake
 
 
-def noisy_answer(problem: Problem, rng: random.Random, error_rate: float) -> tuple[str, str | None]:
-    """An answer that is wrong with probability ``error_rate``; returns (text, mistake or None)."""
-    trace, mistake = noisy_solution(problem, rng, error_rate)
-    return str(answer_value(trace)), mistake
-
-
 def make_pairs(n: int, split: str = "id", seed: int = 0, label_noise: float = 0.0) -> list[WorldPair]:
-    """``n`` preference pairs (correct vs flawed answer); with probability ``label_noise`` the label flips."""
+    """``n`` preference pairs (correct vs flawed trace); with probability ``label_noise`` the label flips."""
     if not 0 <= label_noise < 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}")
     rng = random.Random(f"pairs|{split}|{seed}")
@@ -145,7 +135,7 @@ def make_pairs(n: int, split: str = "id", seed: int = 0, label_noise: float = 0.
         mistake = MISTAKES[i % len(MISTAKES)]
         if mistake == "dropped_carry" and not _carry_columns(problem):
             mistake = "sum_slip"  # nothing to drop
-        right, wrong = answer(problem), answer(problem, mistake, rng)
+        right, wrong = solution(problem), solution(problem, mistake, rng)
         noisy = rng.random() < label_noise
         pairs.append(WorldPair(problem, wrong if noisy else right, right if noisy else wrong, mistake, noisy))
     return pairs
@@ -159,10 +149,18 @@ def answer_value(answer: str) -> int | None:
 
 def judge_rationale(problem: Problem, answer_a: str, answer_b: str, worked: str | None = None) -> str:
     """A rationale: the recomputed trace ``worked`` (default: the correct one), each candidate
-    beside the recomputed result with a ``Y``/``N`` mark, then the verdict (the candidate that
-    matches; ties go to A)::
+    copied beside the recomputed result with a ``Y``/``N`` mark, then the verdict (the candidate
+    that matches; ties go to A)::
 
-        47+38: 7+8+0=15 4+3+1=08 >85 A: 85=85 Y. B: 75=85 N. [[A]]
+        Q: 47+38: 7+8+0=15 4+3+1=08 >85
+        A: 47+38: 7+8+0=15 4+3+1=08 >85=85 Y.
+        B: 47+38: 7+8+0=15 4+3+0=07 >75=85 N.
+        [[A]]
+
+    One line each, written ``Q: ...``, ``A: ...``, ``B: ...`` as the judge prompt writes the
+    question and the candidates: a tiny model then copies each by matching the same tokens, and
+    compares two adjacent numbers. (The ``Q:`` also tells the recomputation apart from a policy
+    answer, which ends after the same trace.)
     """
     worked = worked or solution(problem)
     total = answer_value(worked)
@@ -175,12 +173,12 @@ def judge_rationale(problem: Problem, answer_a: str, answer_b: str, worked: str 
     text_a, ok_a = check("A", answer_a)
     text_b, ok_b = check("B", answer_b)
     verdict = "A" if ok_a or not ok_b else "B"
-    return f"{worked} {text_a} {text_b} [[{verdict}]]"
+    return f"Q: {worked}\n{text_a}\n{text_b}\n[[{verdict}]]"
 
 
 def critique(problem: Problem, answer_a: str, answer_b: str, worked: str | None = None) -> str:
     """:func:`judge_rationale` without the verdict: the checks a base model has seen, not the judging convention."""
-    return judge_rationale(problem, answer_a, answer_b, worked).rsplit(" [[", 1)[0]
+    return judge_rationale(problem, answer_a, answer_b, worked).rsplit("\n[[", 1)[0]
 
 
 _RESULT_RE = re.compile(r">(\d+)")
