@@ -36,7 +36,9 @@ class DemoConfig:
         eval_pairs: held-out pairs per split (``id``: 2-digit sums, ``ood``: 3-digit sums).
         k: votes per answer order for maj@K (CoT judges).
         star_iterations: STaR iterations (each on a fresh slice of ``train_pairs``).
-        judge_learning_rate: learning rate of every judge training run (warm start, STaR, GenRM, BT).
+        judge_learning_rate: learning rate of the SFT and reward-model judge runs (warm start,
+            STaR-SFT, GenRM, BT).
+        dpo_learning_rate: learning rate of STaR-DPO (DPO moves a policy further per step than SFT).
         judge_epochs: epochs over each judge training set.
         dpo_beta: STaR-DPO's beta.
         judges: which trained judges to build (of ``bt``, ``genrm``, ``star-sft``, ``star-dpo``).
@@ -52,10 +54,10 @@ class DemoConfig:
     seed: int = 0
     hidden_size: int = 128
     num_layers: int = 3
-    base_steps: int = 800
-    base_batch_size: int = 32
+    base_steps: int = 1200
+    base_batch_size: int = 16
     base_learning_rate: float = 3e-3
-    base_error_rate: float = 0.1
+    base_error_rate: float = 0.2
     seed_rationales: int = 128
     train_pairs: int = 512
     label_noise: float = 0.05
@@ -63,6 +65,7 @@ class DemoConfig:
     k: int = 4
     star_iterations: int = 2
     judge_learning_rate: float = 1e-3
+    dpo_learning_rate: float = 1e-4
     judge_epochs: float = 1.0
     dpo_beta: float = 0.1
     judges: list[str] = field(default_factory=lambda: list(JUDGE_RECIPES))

@@ -33,9 +33,9 @@ def judge_config(config: DemoConfig, mode: str = "cot", k: int | None = None) ->
                        seed=config.seed)
 
 
-def train_config(config: DemoConfig, batch_size: int = 16) -> TrainConfig:
+def train_config(config: DemoConfig, batch_size: int = 16, recipe: str = "") -> TrainConfig:
     return TrainConfig(
-        learning_rate=config.judge_learning_rate, num_train_epochs=config.judge_epochs,
+        learning_rate=config.dpo_learning_rate if recipe == "star-dpo" else config.judge_learning_rate, num_train_epochs=config.judge_epochs,
         per_device_train_batch_size=batch_size, lr_scheduler_type="constant", logging_steps=5, max_length=256,
         beta=config.dpo_beta,
     )
@@ -76,7 +76,7 @@ def train_recipe(config: DemoConfig, recipe: str, start: Path, data: dict[str, P
         output_dir=str(run_dir / recipe), iterations=config.star_iterations if star else None, shard_size=128,
         sample_batch_size=128, eval_k=config.k,
     )
-    return train_judge(settings, train_config(config), judge_config(config))
+    return train_judge(settings, train_config(config, recipe=recipe), judge_config(config))
 
 
 def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
