@@ -79,6 +79,8 @@ def test_quick_preset_and_validation():
         DemoConfig(hidden_size=100)
     with pytest.raises(ValueError, match="label_noise"):
         DemoConfig(label_noise=0.7)
+    with pytest.raises(ValueError, match="DemoConfig.dpo_learning_rate"):
+        DemoConfig(dpo_learning_rate=0)
 
 
 def test_cli_flags_and_yaml(tmp_path):

@@ -100,6 +100,8 @@ def test_an_unfaithful_rationale_can_still_reach_the_right_verdict():
     lucky = judge_rationale(p, right, wrong, worked="47+38: 7+8+0=15 4+3+1=09 >95")
     assert parse_verdict(lucky) == "A" and not rationale_faithful(p, lucky)
     assert not rationale_faithful(p, "") and not rationale_faithful(p, "no result here [[A]]")
+    skipped = f"A: {right}=85 Y.\nB: {wrong}=85 N.\n[[A]]"  # no recomputation, a right candidate copied
+    assert parse_verdict(skipped) == "A" and not rationale_faithful(p, skipped)
 
 
 def test_parse_question():

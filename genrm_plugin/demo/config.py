@@ -93,6 +93,9 @@ class DemoConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"DemoConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("base_learning_rate", "judge_learning_rate", "dpo_learning_rate", "grpo_learning_rate", "dpo_beta"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"DemoConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.hidden_size % 32:
             raise ValueError(f"DemoConfig.hidden_size must be a multiple of 32 (head_dim 32), got {self.hidden_size}")
         if not 0 <= self.label_noise < 0.5:

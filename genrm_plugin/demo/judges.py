@@ -34,8 +34,10 @@ def judge_config(config: DemoConfig, mode: str = "cot", k: int | None = None) ->
 
 
 def train_config(config: DemoConfig, batch_size: int = 16, recipe: str = "") -> TrainConfig:
+    """The TRL settings of one judge run (``recipe`` picks STaR-DPO's own learning rate)."""
+    learning_rate = config.dpo_learning_rate if recipe == "star-dpo" else config.judge_learning_rate
     return TrainConfig(
-        learning_rate=config.dpo_learning_rate if recipe == "star-dpo" else config.judge_learning_rate, num_train_epochs=config.judge_epochs,
+        learning_rate=learning_rate, num_train_epochs=config.judge_epochs,
         per_device_train_batch_size=batch_size, lr_scheduler_type="constant", logging_steps=5, max_length=256,
         beta=config.dpo_beta,
     )

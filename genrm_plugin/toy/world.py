@@ -181,12 +181,16 @@ def critique(problem: Problem, answer_a: str, answer_b: str, worked: str | None 
     return judge_rationale(problem, answer_a, answer_b, worked).rsplit("\n[[", 1)[0]
 
 
-_RESULT_RE = re.compile(r">(\d+)")
+_RECOMPUTED_RE = re.compile(r"\s*Q:[^\n]*?>(\d+)")
 
 
 def rationale_faithful(problem: Problem, rationale: str) -> bool:
-    """Whether the rationale's recomputed result (its first ``>N``) is the true sum."""
-    match = _RESULT_RE.search(rationale or "")
+    """Whether the rationale's own recomputation (its first line, ``Q: ... >N``) ends in the true sum.
+
+    Only that line counts: the candidates' copied traces also hold ``>N``, so a rationale that
+    skips the recomputation and copies a right candidate is not faithful.
+    """
+    match = _RECOMPUTED_RE.match(rationale or "")
     return bool(match) and int(match.group(1)) == problem.answer
 
 
