@@ -35,7 +35,9 @@ class JudgeConfig:
         confidence: the ``bayes`` rule's confidence.
         round_size: votes drawn per round when ``adaptive`` is on.
         seed: sampling seed; the same seed, inputs and batch size give the same result.
-        template: judge prompt template (``mt_bench`` or ``compact``).
+        template: judge prompt template (``mt_bench``, ``compact`` or ``tiny``).
+        answer_pattern: show the judge only the final answer each candidate states (a regular
+            expression, see :class:`~genrm_plugin.prompts.PromptConfig`); ``None``: whole answers.
         temperature, top_p, top_k, max_new_tokens: sampling (paper: T=1.0, top-p 0.95).
     """
 
@@ -47,6 +49,7 @@ class JudgeConfig:
     round_size: int = 2
     seed: int = 0
     template: str = "mt_bench"
+    answer_pattern: str | None = None
     temperature: float = 1.0
     top_p: float = 0.95
     top_k: int = 0
@@ -72,7 +75,7 @@ class JudgeConfig:
         )
 
     def prompt(self) -> PromptConfig:
-        return PromptConfig(template=self.template)
+        return PromptConfig(template=self.template, answer_pattern=self.answer_pattern)
 
     def replace(self, **changes) -> "JudgeConfig":
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -81,15 +81,37 @@ class PromptConfig:
         system_prompt: override for the system message (``None`` keeps the template's).
         use_system_role: put the instructions in a system message; if False they are prepended to
             the user message (for chat templates without a system role).
+        answer_pattern: a regular expression; when set, the judge is shown only what it picks out
+            of each candidate (the last match; its first group if it has groups), e.g.
+            ``r"\\boxed\{([^{}]*)\}"`` or the toy world's ``r">(\d+)\s*$"``: judge the final answers,
+            not the working. A candidate without a match is shown as an empty answer (it states
+            no final answer), never as its full text.
     """
 
     template: str = "mt_bench"
     system_prompt: str | None = None
     use_system_role: bool = True
+    answer_pattern: str | None = None
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
             raise ValueError(f"PromptConfig.template must be one of {TEMPLATES}, got {self.template!r}")
+        if self.answer_pattern is not None:
+            try:
+                re.compile(self.answer_pattern)
+            except re.error as e:
+                raise ValueError(f"PromptConfig.answer_pattern is not a valid regular expression ({e}): "
+                                 f"{self.answer_pattern!r}") from None
+
+    def shown_answer(self, answer: str) -> str:
+        """What the judge sees of a candidate ``answer`` (see ``answer_pattern``)."""
+        if self.answer_pattern is None:
+            return answer
+        matches = list(re.finditer(self.answer_pattern, answer, flags=re.DOTALL))
+        if not matches:
+            return ""
+        last = matches[-1]
+        return (last.group(1) if last.re.groups else last.group(0)).strip()
 
 
 def neutralize(answer: str) -> str:
@@ -124,7 +146,8 @@ def judge_messages(
     for name, value in (("question", question), ("answer_a", answer_a), ("answer_b", answer_b)):
         if not isinstance(value, str):
             raise TypeError(f"{name} must be a string, got {type(value).__name__}")
-    fields = dict(question=neutralize(question), answer_a=neutralize(answer_a), answer_b=neutralize(answer_b))
+    shown = config.shown_answer
+    fields = dict(question=neutralize(question), answer_a=neutralize(shown(answer_a)), answer_b=neutralize(shown(answer_b)))
     if config.template == "tiny":
         user = TINY_USER.format(**fields, task="verdict" if mode == "no_cot" else "check")
         if mode == "rationalize":

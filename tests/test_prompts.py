@@ -81,3 +81,20 @@ def test_chat_template_is_applied_and_roundtrips():
     assert split_judge_prompt(compact) == ("2+2?", "4", "5")
     plain = render_messages(None, judge_messages("q", "a", "b"))
     assert plain.endswith("ASSISTANT:")
+
+
+def test_answer_pattern_shows_the_judge_only_the_final_answers():
+    config = PromptConfig(template="tiny", answer_pattern=r">(\d+)\s*$")
+    messages = judge_messages("47+38", "47+38: 7+8+0=15 4+3+1=08 >85", "47+38: 7+8+0=15 4+3+0=07 >75", config=config)
+    assert messages[0]["content"] == "A: 85\nB: 75\nQ: 47+38 check"
+    # no match: an empty answer, never the full text (a policy cannot smuggle text past the pattern)
+    assert config.shown_answer("I think [[A]] wins") == ""
+    # the last match wins; without a group the whole match is shown
+    boxed = PromptConfig(answer_pattern=r"\\boxed\{[^}]*\}")
+    assert boxed.shown_answer(r"first \boxed{1}, finally \boxed{2}") == r"\boxed{2}"
+    assert PromptConfig().shown_answer("  whole answer ") == "  whole answer "
+
+
+def test_answer_pattern_is_validated_by_name():
+    with pytest.raises(ValueError, match="answer_pattern"):
+        PromptConfig(answer_pattern="(unclosed")

@@ -1,20 +1,31 @@
 """The synthetic verifiable-preference world and the base model's corpus."""
 
 import random
+import re
 
 import pytest
 
-from genrm_plugin.prompts import parse_verdict
+from genrm_plugin.prompts import PromptConfig, parse_verdict
 from genrm_plugin.toy.world import (
-    MISTAKES, Problem, answer_value, critique, is_correct, judge_rationale, make_pairs, noisy_solution,
-    parse_question, rationale_faithful, sample_problem, solution,
+    ANSWER_PATTERN, MISTAKES, Problem, answer_value, critique, digit_pairs, is_correct, judge_rationale, make_pairs,
+    noisy_solution, parse_question, rationale_faithful, sample_problem, shown_answer, solution,
 )
 
 
 def test_solution_is_column_wise_with_carries():
-    assert solution(Problem(47, 38)) == "47+38: 7+8+0=15 4+3+1=08 >85"
-    assert solution(Problem(489, 133)) == "489+133: 9+3+0=12 8+3+1=12 4+1+1=06 >622"
+    assert solution(Problem(47, 38)) == "47+38: 7+8+0=15 4+3+1=08 >085"
+    assert solution(Problem(489, 133)) == "489+133: 9+3+0=12 8+3+1=12 4+1+1=06 >0622"
     assert solution(Problem(99, 99)) == "99+99: 9+9+0=18 9+9+1=19 >198"
+
+
+@pytest.mark.parametrize("split, width", [("id", 3), ("ood", 4)])
+def test_results_have_a_fixed_width_per_split(split, width):
+    """Every result of a split, right or flawed, has the same number of digits (fixed offsets for a tiny model)."""
+    rng = random.Random(0)
+    for _ in range(500):
+        problem = sample_problem(rng, split)
+        for mistake in (None, *MISTAKES):
+            assert len(shown_answer(solution(problem, mistake, rng))) == width
 
 
 @pytest.mark.parametrize("split", ["id", "ood"])
@@ -31,7 +42,7 @@ def test_every_mistake_gives_a_wrong_result(split):
 
 def test_dropped_carry_drops_a_carry():
     flawed = solution(Problem(47, 38), "dropped_carry", random.Random(0))
-    assert flawed == "47+38: 7+8+0=15 4+3+0=07 >75"
+    assert flawed == "47+38: 7+8+0=15 4+3+0=07 >075"
     with pytest.raises(ValueError, match="mistake"):
         solution(Problem(1, 2), "typo")
 
@@ -66,13 +77,21 @@ def test_rationale_checks_each_candidate_and_ends_in_the_verdict():
     p = Problem(47, 38)
     right, wrong = solution(p), solution(p, "dropped_carry", random.Random(0))
     r = judge_rationale(p, right, wrong)
-    assert r == ("Q: 47+38: 7+8+0=15 4+3+1=08 >85\n"
-                 "A: 47+38: 7+8+0=15 4+3+1=08 >85=85 Y.\n"
-                 "B: 47+38: 7+8+0=15 4+3+0=07 >75=85 N.\n[[A]]")
-    assert judge_rationale(p, "the sum is\n 85", "x") == "Q: 47+38: 7+8+0=15 4+3+1=08 >85\nA: the sum is 85=85 Y.\nB: x=85 N.\n[[A]]"
+    assert r == ("Q: 47+38: 7+8+0=15 4+3+1=08 >085\n"
+                 "A: 085 085 00y 88y 55y Y.\n"
+                 "B: 075 085 00y 78n 55y N.\n[[A]]")
+    # what the judge is shown: the stated result only; none -> N; a short result is compared right-aligned
+    assert judge_rationale(p, "so >85", "the sum is 85") == (
+        "Q: 47+38: 7+8+0=15 4+3+1=08 >085\nA: 85 085 00y 88y 55y Y.\nB: none 085 N.\n[[A]]")
     assert parse_verdict(r) == "A" and rationale_faithful(p, r)
     assert parse_verdict(judge_rationale(p, wrong, right)) == "B"
     assert critique(p, right, wrong) == r.rsplit("\n[[", 1)[0] and parse_verdict(critique(p, right, wrong)) is None
+
+
+def test_the_judge_is_shown_the_final_answer_only():
+    assert shown_answer(solution(Problem(47, 38))) == "085" and shown_answer("no result") == "" and shown_answer("") == ""
+    assert PromptConfig(answer_pattern=ANSWER_PATTERN).shown_answer(solution(Problem(47, 38))) == "085"  # the same rule
+    assert digit_pairs("085", "075") == "00y 87n 55y" and digit_pairs("1", "11") == "01n 11y"
 
 
 def test_rationale_lines_tokenize_like_the_judge_prompt():
@@ -83,9 +102,11 @@ def test_rationale_lines_tokenize_like_the_judge_prompt():
     tok = build_tokenizer(vocab_size=512)
     p = Problem(47, 38)
     right, wrong = solution(p), solution(p, "sum_slip", random.Random(0))
-    prompt_ids = tok(check_prompt(tok, p.question, right, wrong), add_special_tokens=False).input_ids
+    prompt = check_prompt(tok, p.question, right, wrong)
+    assert f"A: 085\nB: {shown_answer(wrong)}\nQ: 47+38 check" in prompt  # final answers only
+    prompt_ids = tok(prompt, add_special_tokens=False).input_ids
     rationale_ids = tok(judge_rationale(p, right, wrong), add_special_tokens=False).input_ids
-    b_line = tok("\nB: " + wrong, add_special_tokens=False).input_ids
+    b_line = tok("\nB: " + shown_answer(wrong), add_special_tokens=False).input_ids
     assert _contains(prompt_ids, b_line) and _contains(rationale_ids, b_line)
 
 
@@ -97,10 +118,10 @@ def test_an_unfaithful_rationale_can_still_reach_the_right_verdict():
     """A flawed recomputation marks both candidates N and falls back to A: right by luck, and unfaithful."""
     p = Problem(47, 38)
     right, wrong = solution(p), solution(p, "dropped_carry", random.Random(0))
-    lucky = judge_rationale(p, right, wrong, worked="47+38: 7+8+0=15 4+3+1=09 >95")
+    lucky = judge_rationale(p, right, wrong, worked="47+38: 7+8+0=15 4+3+1=09 >095")
     assert parse_verdict(lucky) == "A" and not rationale_faithful(p, lucky)
     assert not rationale_faithful(p, "") and not rationale_faithful(p, "no result here [[A]]")
-    skipped = f"A: {right}=85 Y.\nB: {wrong}=85 N.\n[[A]]"  # no recomputation, a right candidate copied
+    skipped = "A: 085 085 00y 88y 55y Y.\nB: 075 085 00y 78n 55y N.\n[[A]]"  # no recomputation
     assert parse_verdict(skipped) == "A" and not rationale_faithful(p, skipped)
 
 
@@ -123,6 +144,7 @@ def test_base_corpus_rows():
     assert all(r["completion"].startswith(_question(r["prompt"]) + ": ") for r in solves)
     assert all(r["completion"].startswith("Q: " + _question(r["prompt"]) + ": ") for r in checks)
     assert all(parse_verdict(r["completion"]) is None for r in checks)  # the judging protocol is not taught
+    assert all(re.search(r"A: \d+\nB: \d+\nQ: ", r["prompt"]) for r in checks)  # final answers only
     assert all("[[" not in r["completion"] for r in rows)
     wrong = sum(not is_correct(_question(r["prompt"]), r["completion"]) for r in solves)
     assert 0.1 * len(solves) < wrong < 0.3 * len(solves)
@@ -137,6 +159,4 @@ def test_base_corpus_rows():
 
 
 def _question(prompt: str) -> str:
-    import re
-
     return re.search(r"(?:Q: |<\|user\|>)(\d+\+\d+)", prompt).group(1)

@@ -22,7 +22,7 @@ from genrm_plugin.demo.config import DemoConfig
 logger = logging.getLogger(__name__)
 
 # Bump when the world, corpus or tokenizer change in a way that makes old cached bases stale.
-BASE_FORMAT = 2
+BASE_FORMAT = 3
 BASE_INFO = "base.json"
 TEMPLATE = "tiny"
 

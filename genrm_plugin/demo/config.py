@@ -54,10 +54,10 @@ class DemoConfig:
     seed: int = 0
     hidden_size: int = 128
     num_layers: int = 3
-    base_steps: int = 1200
-    base_batch_size: int = 16
+    base_steps: int = 1500
+    base_batch_size: int = 32
     base_learning_rate: float = 3e-3
-    base_error_rate: float = 0.2
+    base_error_rate: float = 0.3
     seed_rationales: int = 128
     train_pairs: int = 512
     label_noise: float = 0.05
@@ -117,7 +117,7 @@ class DemoConfig:
 
 # The reduced preset of ``--quick`` (fields left at their defaults take these values).
 QUICK = dict(
-    hidden_size=64, num_layers=2, base_steps=150, seed_rationales=32, train_pairs=96, eval_pairs=32, k=2,
+    hidden_size=64, num_layers=2, base_steps=150, base_batch_size=16, seed_rationales=32, train_pairs=96, eval_pairs=32, k=2,
     star_iterations=1, bon_problems=12, bon_n=4, policy_eval_problems=16, policy_eval_samples=2, grpo_steps=3,
     grpo_generations=4, reward_k=1,
 )

@@ -22,14 +22,16 @@ from genrm_plugin.demo.config import DemoConfig
 from genrm_plugin.judge import JudgeConfig
 from genrm_plugin.prompts import parse_verdict
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
-from genrm_plugin.toy.world import parse_question, rationale_faithful
+from genrm_plugin.toy.world import ANSWER_PATTERN, parse_question, rationale_faithful
 
-MAX_NEW_TOKENS = 176  # the longest world rationale (3-digit sums, both candidates copied) is ~145 tokens
+MAX_NEW_TOKENS = 128  # the longest world rationale (3-digit sums: trace, two digit-by-digit checks) is ~100 tokens
 MODES = {"zero-shot": "cot", "warm-start": "cot", "star-sft": "cot", "star-dpo": "cot", "genrm": "no_cot", "bt": None}
 
 
 def judge_config(config: DemoConfig, mode: str = "cot", k: int | None = None) -> JudgeConfig:
-    return JudgeConfig(mode=mode, k=k or config.k, swap=True, template=TEMPLATE, max_new_tokens=MAX_NEW_TOKENS,
+    """The demo's judges are shown the candidates' final answers (the world's ``ANSWER_PATTERN``)."""
+    return JudgeConfig(mode=mode, k=k or config.k, swap=True, template=TEMPLATE, answer_pattern=ANSWER_PATTERN,
+                       max_new_tokens=MAX_NEW_TOKENS,
                        seed=config.seed)
 
 

@@ -1,7 +1,7 @@
 """The judge used as a reward: Best-of-N on the base policy's samples, and a GRPO run.
 
 The policy is the base model answering world questions (a chat user turn ``47+38``) by working
-them out (``47+38: 7+8+0=15 4+3+1=08 >85``). Its task accuracy is the share of sampled answers
+them out (``47+38: 7+8+0=15 4+3+1=08 >085``). Its task accuracy is the share of sampled answers
 (T = 1) whose result is the true sum -- checked by the world, never by the judge.
 
 * :func:`best_of_n_curve` -- N answers per problem, each scored by ``GenRMReward`` against the

@@ -13,9 +13,9 @@ from genrm_plugin.data import JudgeExample
 from genrm_plugin.prompts import PromptConfig, judge_messages, render_messages
 
 
-def judge_prompt(tokenizer: Any, example: JudgeExample, mode: str, template: str) -> str:
-    """The rendered judge prompt of ``example`` (``mode``: ``cot`` or ``no_cot``), ready to continue."""
-    messages = judge_messages(
-        example.prompt, example.answer_a, example.answer_b, mode=mode, config=PromptConfig(template=template)
-    )
+def judge_prompt(tokenizer: Any, example: JudgeExample, mode: str, prompt: PromptConfig | str) -> str:
+    """The rendered judge prompt of ``example`` (``mode``: ``cot`` or ``no_cot``), ready to continue;
+    ``prompt`` is the judge's :class:`PromptConfig` (or just a template name)."""
+    config = PromptConfig(template=prompt) if isinstance(prompt, str) else prompt
+    messages = judge_messages(example.prompt, example.answer_a, example.answer_b, mode=mode, config=config)
     return render_messages(tokenizer, messages)

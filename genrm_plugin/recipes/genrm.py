@@ -24,7 +24,7 @@ def run(ctx: RecipeContext) -> RecipeResult:
     tokenizer = AutoTokenizer.from_pretrained(ctx.base_model)
     examples = to_judge_examples(ctx.pairs, seed=ctx.seed, shuffle=True)
     rows = [
-        {"prompt": judge_prompt(tokenizer, e, MODE, ctx.judge.template), "completion": verdict_text(e.label)}
+        {"prompt": judge_prompt(tokenizer, e, MODE, ctx.judge.prompt()), "completion": verdict_text(e.label)}
         for e in examples
     ]
     return ctx.run_single_stage(rows, train_sft, mode=MODE)

@@ -90,7 +90,7 @@ def _base_model(run: RunFolder, model: str) -> str:
 def _judge_usage(judge: JudgeConfig, result: RecipeResult) -> dict[str, Any]:
     if result.kind == "bt":
         return {"kind": "bt", "use": "genrm_plugin.recipes.bt.BTScorer.from_pretrained(path)"}
-    return {"mode": result.judge_mode, "template": judge.template, "k": judge.k, "temperature": judge.temperature,
+    return {"mode": result.judge_mode, "template": judge.template, "answer_pattern": judge.answer_pattern, "k": judge.k, "temperature": judge.temperature,
             "top_p": judge.top_p, "max_new_tokens": judge.max_new_tokens}
 
 

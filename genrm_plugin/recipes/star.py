@@ -140,7 +140,7 @@ def training_rows(ctx: RecipeContext, records: list[dict], tokenizer: Any) -> tu
         if new:
             kept_examples += 1
             example = JudgeExample(record["prompt"], record["answer_a"], record["answer_b"], record["label"], record["pair"])
-            prompt = judge_prompt(tokenizer, example, MODE, ctx.judge.template)  # never the hinted prompt
+            prompt = judge_prompt(tokenizer, example, MODE, ctx.judge.prompt())  # never the hinted prompt
             rows += [{"prompt": prompt, **row} for row in new]
     stats = {"kept_examples": kept_examples, "train_rows": len(rows)}
     if dpo:

@@ -6,10 +6,10 @@ answers, but not this package's judging convention. The corpus stands for that:
 * ``solve`` rows: the policy prompt (a chat turn with the question) and the worked answer, the
   column-wise trace (:func:`~genrm_plugin.toy.world.solution`), flawed with probability
   ``error_rate`` (so the base policy is right often, not always);
-* ``check`` rows: the judge's CoT prompt with two candidate answers and a critique that recomputes
-  the sum (also flawed with probability ``error_rate``), copies each candidate beside the result
-  and marks it ``Y``/``N`` -- but never writes the ``[[A]]``/``[[B]]`` verdict: that is what judge
-  training teaches.
+* ``check`` rows: the judge's CoT prompt with two candidates' final answers and a critique that
+  recomputes the sum (also flawed with probability ``error_rate``), compares each candidate's
+  answer with the result digit by digit and marks it ``Y``/``N`` -- but never writes the
+  ``[[A]]``/``[[B]]`` verdict: that is what judge training teaches.
 
 Both digit lengths of the world appear (two and three digits), so the base model knows the skill
 out of the judge training distribution too, as a pretrained model would.
@@ -21,7 +21,9 @@ import random
 from typing import Any
 
 from genrm_plugin.prompts import PromptConfig, judge_messages, render_messages
-from genrm_plugin.toy.world import MISTAKES, SPLITS, Problem, critique, noisy_solution, sample_problem, solution
+from genrm_plugin.toy.world import (
+    ANSWER_PATTERN, MISTAKES, SPLITS, Problem, critique, noisy_solution, sample_problem, solution,
+)
 
 
 def policy_prompt(tokenizer: Any, question: str) -> str:
@@ -30,8 +32,10 @@ def policy_prompt(tokenizer: Any, question: str) -> str:
 
 
 def check_prompt(tokenizer: Any, question: str, answer_a: str, answer_b: str, template: str = "tiny") -> str:
-    """The judge's CoT prompt, exactly as :class:`~genrm_plugin.judge.GenerativeJudge` renders it."""
-    return render_messages(tokenizer, judge_messages(question, answer_a, answer_b, "cot", config=PromptConfig(template=template)))
+    """The judge's CoT prompt, exactly as :class:`~genrm_plugin.judge.GenerativeJudge` renders it
+    with the world's ``answer_pattern`` (the candidates' final answers)."""
+    config = PromptConfig(template=template, answer_pattern=ANSWER_PATTERN)
+    return render_messages(tokenizer, judge_messages(question, answer_a, answer_b, "cot", config=config))
 
 
 def candidate_pair(problem: Problem, rng: random.Random) -> tuple[str, str]:

@@ -1,10 +1,10 @@
 """A synthetic world with verifiable preferences: column-wise addition.
 
 The policy task is ``a+b`` (two- or three-digit operands), answered by working it out: a
-column-wise trace, units first, with explicit carries, ending in the result:
-``47+38: 7+8+0=15 4+3+1=08 >85`` (:func:`solution`). An answer's result is its last number
-(:func:`answer_value`), so answers are checkable exactly, and so are preference pairs, judge
-rationales and their faithfulness.
+column-wise trace, units first, with explicit carries, ending in the result written at a fixed
+width (one digit more than the operands): ``47+38: 7+8+0=15 4+3+1=08 >085`` (:func:`solution`).
+An answer's result is its last number (:func:`answer_value`), so answers are checkable exactly,
+and so are preference pairs, judge rationales and their faithfulness.
 
 * Mistakes (:data:`MISTAKES`) are the ones a sloppy solver makes: a dropped carry, a column sum
   off by one, or a slip when copying the result. A flawed trace carries its mistake through, so
@@ -12,8 +12,16 @@ rationales and their faithfulness.
 * Preference pairs (:func:`make_pairs`): a correct answer vs a flawed one, optional label noise
   standing for annotator disagreement. Splits: ``id`` (2-digit + 2-digit) and ``ood``
   (3-digit + 3-digit: longer inputs).
-* Judge rationales (the seed "teacher critiques"): the recomputed trace, each candidate copied
-  beside the recomputed result, then the verdict, one per line (:func:`judge_rationale`).
+* The judges are shown each candidate's final answer only (:data:`ANSWER_PATTERN`, their
+  ``answer_pattern``). Judge rationales (the seed "teacher critiques"): the recomputed trace,
+  then per candidate its answer, the recomputed result and the two compared digit by digit, then
+  the verdict, one per line (:func:`judge_rationale`).
+
+Why this shape (measured on the tiny base model, 1500 x 32 corpus rows): copying whole candidate
+traces out of the prompt failed (the model copied its own recomputation instead), and so did a
+one-step ``85=85 Y`` equality of multi-digit numbers (no better than chance). Fixed-width results
+put every copied digit at a fixed offset (copies: 99-100% right), and comparing digit pairs
+(``88y 54n``) is what a small model learns fastest.
 * :func:`rationale_faithful` checks a rationale's intermediate result, not just its verdict.
 """
 
@@ -25,6 +33,8 @@ from dataclasses import dataclass
 
 SPLITS = {"id": (2, 2), "ood": (3, 3)}
 MISTAKES = ("dropped_carry", "sum_slip", "copy_slip")
+# What the judges are shown of a candidate: its stated result (see PromptConfig.answer_pattern).
+ANSWER_PATTERN = r">(\d+)\s*$"
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,7 @@ def _columns(problem: Problem) -> list[tuple[int, int]]:
 
 
 def solution(problem: Problem, mistake: str | None = None, rng: random.Random | None = None) -> str:
-    """The column-wise trace ``47+38: 7+8+0=15 4+3+1=08 >85``; with ``mistake``, a flawed one.
+    """The column-wise trace ``47+38: 7+8+0=15 4+3+1=08 >085``; with ``mistake``, a flawed one.
 
     The trace restates the question first: the columns are then read at a fixed offset from it,
     wherever the question sits in a longer prompt (what lets a tiny model recompute inside a
@@ -97,7 +107,8 @@ def solution(problem: Problem, mistake: str | None = None, rng: random.Random | 
     result = int(str(carry) + "".join(str(d) for d in reversed(digits))) if carry else int("".join(str(d) for d in reversed(digits)))
     if mistake == "copy_slip" or (mistake is not None and result == problem.answer):
         result = _slip(result, rng)
-    return f"{problem.question}: {' '.join(steps)} >{result}"
+    width = len(columns) + 1  # room for the final carry: every result of a split has the same length
+    return f"{problem.question}: {' '.join(steps)} >{result:0{width}d}"
 
 
 def _carry_columns(problem: Problem) -> list[int]:
@@ -147,28 +158,41 @@ def answer_value(answer: str) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
-def judge_rationale(problem: Problem, answer_a: str, answer_b: str, worked: str | None = None) -> str:
-    """A rationale: the recomputed trace ``worked`` (default: the correct one), each candidate
-    copied beside the recomputed result with a ``Y``/``N`` mark, then the verdict (the candidate
-    that matches; ties go to A)::
+def shown_answer(answer: str) -> str:
+    """What a judge with :data:`ANSWER_PATTERN` is shown of ``answer`` ("" when it states no result)."""
+    matches = re.findall(ANSWER_PATTERN, answer or "")
+    return matches[-1] if matches else ""
 
-        Q: 47+38: 7+8+0=15 4+3+1=08 >85
-        A: 47+38: 7+8+0=15 4+3+1=08 >85=85 Y.
-        B: 47+38: 7+8+0=15 4+3+0=07 >75=85 N.
+
+def digit_pairs(candidate: str, result: str) -> str:
+    """``candidate`` and ``result`` compared digit by digit (right-aligned): ``08 88 55`` -> ``00y 88y 54n``."""
+    width = max(len(candidate), len(result))
+    return " ".join(f"{c}{r}{'y' if c == r else 'n'}" for c, r in zip(candidate.rjust(width, "0"), result.rjust(width, "0")))
+
+
+def judge_rationale(problem: Problem, answer_a: str, answer_b: str, worked: str | None = None) -> str:
+    """A rationale: the recomputed trace ``worked`` (default: the correct one), then for each
+    candidate its shown answer, the recomputed result, their digit-by-digit comparison and a
+    ``Y``/``N`` mark, then the verdict (the candidate that matches; ties go to A)::
+
+        Q: 47+38: 7+8+0=15 4+3+1=08 >085
+        A: 085 085 00y 88y 55y Y.
+        B: 075 085 00y 78n 55y N.
         [[A]]
 
     One line each, written ``Q: ...``, ``A: ...``, ``B: ...`` as the judge prompt writes the
-    question and the candidates: a tiny model then copies each by matching the same tokens, and
-    compares two adjacent numbers. (The ``Q:`` also tells the recomputation apart from a policy
-    answer, which ends after the same trace.)
+    question and the candidates. (The ``Q:`` also tells the recomputation apart from a policy
+    answer, which ends after the same trace.) A candidate without a result is ``none`` and ``N``.
     """
     worked = worked or solution(problem)
-    total = answer_value(worked)
+    total = shown_answer(worked)
 
     def check(name: str, text: str) -> tuple[str, bool]:
-        value = answer_value(text)
-        ok = value is not None and value == total
-        return f"{name}: {' '.join(text.split())}={total} {'Y' if ok else 'N'}.", ok
+        shown = shown_answer(text)
+        if not shown:
+            return f"{name}: none {total} N.", False
+        ok = int(shown) == int(total)
+        return f"{name}: {shown} {total} {digit_pairs(shown, total)} {'Y' if ok else 'N'}.", ok
 
     text_a, ok_a = check("A", answer_a)
     text_b, ok_b = check("B", answer_b)
@@ -187,8 +211,8 @@ _RECOMPUTED_RE = re.compile(r"\s*Q:[^\n]*?>(\d+)")
 def rationale_faithful(problem: Problem, rationale: str) -> bool:
     """Whether the rationale's own recomputation (its first line, ``Q: ... >N``) ends in the true sum.
 
-    Only that line counts: the candidates' copied traces also hold ``>N``, so a rationale that
-    skips the recomputation and copies a right candidate is not faithful.
+    Only that line counts: a rationale that skips the recomputation and just calls a candidate
+    right is not faithful, whatever its verdict.
     """
     match = _RECOMPUTED_RE.match(rationale or "")
     return bool(match) and int(match.group(1)) == problem.answer
