@@ -186,16 +186,38 @@ def test_star_filters_on_hand_made_records(tiny_model_and_tokenizer):
     ]
     rows, stats = training_rows(_Ctx("star-sft"), records, tokenizer)
     assert [r["completion"] for r in rows] == ["x [[A]]", "y [[A]]"]  # distinct correct ones, in order
-    assert stats == {"kept_examples": 1, "train_rows": 2}
+    assert stats == {"kept_examples": 1, "train_rows": 2, "filtered_out": 0}
     assert all(r["prompt"].endswith("<|assistant|>") and "Q: What is 1+1?" in r["prompt"] for r in rows)
     rows, _ = training_rows(_Ctx("star-sft", keep_per_example=1), records, tokenizer)
     assert [r["completion"] for r in rows] == ["x [[A]]"]
     rows, stats = training_rows(_Ctx("star-dpo", dpo_pairs_per_example=5), records, tokenizer)
     assert [(r["chosen"], r["rejected"]) for r in rows] == [("x [[A]]", "z [[B]]"), ("y [[A]]", "w [[B]]")]
-    assert stats == {"kept_examples": 1, "train_rows": 2, "dpo_pairs": 2}
+    assert stats == {"kept_examples": 1, "train_rows": 2, "filtered_out": 0, "dpo_pairs": 2}
     rows, _ = training_rows(_Ctx("star-dpo", dpo_pairs_per_example=5, dpo_abstain_as_rejected=True), records, tokenizer)
     assert [r["rejected"] for r in rows] == ["z [[B]]", "no verdict"]
     assert [r["rejected"] for r in training_rows(_Ctx("star-dpo"), records, tokenizer)[0]] == ["z [[B]]"]
+
+
+def rejects_y(question, rationale):
+    """A rationale filter for the test below: rationales starting with ``y`` do not hold."""
+    return not rationale.startswith("y")
+
+
+def test_star_rationale_filter_drops_right_verdicts_that_do_not_hold(tiny_model_and_tokenizer):
+    _, tokenizer = tiny_model_and_tokenizer
+    records = [_record("A", ["x [[A]]", "y [[A]]", "z [[B]]"], pair=0)]
+    path = f"{__name__}:rejects_y"
+    rows, stats = training_rows(_Ctx("star-sft", rationale_filter=path), records, tokenizer)
+    assert [r["completion"] for r in rows] == ["x [[A]]"] and stats["filtered_out"] == 1
+    rows, _ = training_rows(_Ctx("star-dpo", dpo_pairs_per_example=5, rationale_filter=path), records, tokenizer)
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [("x [[A]]", "z [[B]]")]
+    # an unfaithful right-verdict rationale is a rejected one: it is what the filter is for
+    records = [_record("A", ["x [[A]]", "y [[A]]"], pair=0)]
+    rows, _ = training_rows(_Ctx("star-dpo", rationale_filter=path), records, tokenizer)
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [("x [[A]]", "y [[A]]")]
+    for bad in ("no_such_module:f", f"{__name__}:missing", f"{__name__}"):
+        with pytest.raises(ValueError, match="rationale_filter"):
+            RecipeConfig(recipe="star-sft", rationale_filter=bad)
 
 
 def test_sampling_stats_on_hand_made_records():

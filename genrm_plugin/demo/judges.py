@@ -25,6 +25,7 @@ from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
 from genrm_plugin.toy.world import ANSWER_PATTERN, parse_question, rationale_faithful
 
 MAX_NEW_TOKENS = 128  # the longest world rationale (3-digit sums: trace, two digit-by-digit checks) is ~100 tokens
+FAITHFULNESS_FILTER = "genrm_plugin.toy.world:faithful_to_question"  # STaR keeps rationales whose recomputation holds
 MODES = {"zero-shot": "cot", "warm-start": "cot", "star-sft": "cot", "star-dpo": "cot", "genrm": "no_cot", "bt": None}
 
 
@@ -79,6 +80,7 @@ def train_recipe(config: DemoConfig, recipe: str, start: Path, data: dict[str, P
         recipe=recipe, data=str(data["train"]), eval_data=str(data["id"]) if star else None, model=str(start),
         output_dir=str(run_dir / recipe), iterations=config.star_iterations if star else None, shard_size=128,
         sample_batch_size=128, eval_k=config.k,
+        rationale_filter=FAITHFULNESS_FILTER if star and config.star_rationale_filter else None,
     )
     return train_judge(settings, train_config(config, recipe=recipe), judge_config(config))
 
@@ -145,7 +147,8 @@ def rationale_checks(records_file: Path, questions: list[str]) -> dict[str, floa
 
 
 def star_faithfulness(run_dir: Path) -> list[dict[str, Any]]:
-    """Per STaR iteration: rationales kept by the verdict filter, and the share with the true sum."""
+    """Per STaR iteration: rationales with the right verdict (what a verdict-only filter keeps), and
+    the share of them with the true sum (what the world's rationale filter keeps)."""
     out = []
     for iteration_dir in sorted(run_dir.glob("iter-*"), key=lambda p: int(p.name.split("-")[1])):
         kept = faithful = sampled = 0

@@ -143,7 +143,11 @@ def write_report(results: dict[str, Any], folder: Path) -> str:
     for name, curve in (results.get("star_curves") or {}).items():
         lines.append(f"- {name}: ID maj@{k} by iteration (0 = warm start) "
                      + ", ".join(percent(a) for a in curve["accuracy"])
-                     + "; share of kept rationales that are faithful: " + ", ".join(percent(f) for f in curve["kept_faithful"]))
+                     + "; share of right-verdict rationales that are faithful: " + ", ".join(percent(f) for f in curve["kept_faithful"]))
+    if results.get("star_curves"):
+        lines.append("- STaR kept " + ("only the faithful ones (the world's rationale filter, `star_rationale_filter`)"
+                                       if results["config"].get("star_rationale_filter")
+                                       else "all of them (verdict-only filter, as in the paper)") + ".")
     if results.get("best_of_n"):
         bon = results["best_of_n"]
         lines += ["", "## Best-of-N", "", markdown_table(["N", "judge pick", "random pick", "oracle"],

@@ -49,6 +49,11 @@ class RecipeConfig:
             distinct ones).
         dpo_pairs_per_example: STaR-DPO: (correct, wrong) rationale pairs per example.
         dpo_abstain_as_rejected: STaR-DPO: also use rationales without a verdict as rejected ones.
+        rationale_filter: STaR: a check of the rationale itself, ``"module:function"`` called as
+            ``function(question, rationale) -> bool`` (e.g. "does its recomputed answer hold?",
+            where the task can verify it). A rationale counts as correct only if its verdict
+            matches the label *and* it passes; STaR-DPO uses a failing one with the right verdict
+            as a rejected rationale. ``None``: the verdict alone (the paper's STaR).
         sample_backend: engine that samples rationales and runs evaluations: ``transformers`` or
             ``vllm`` (a fresh engine per checkpoint; see :mod:`genrm_plugin.backends.factory`).
         sample_batch_size: sequences per sampling batch (transformers backend).
@@ -69,6 +74,7 @@ class RecipeConfig:
     keep_per_example: int = 0
     dpo_pairs_per_example: int = 1
     dpo_abstain_as_rejected: bool = False
+    rationale_filter: str | None = None
     sample_backend: str = "transformers"
     sample_batch_size: int = 64
 
@@ -86,8 +92,25 @@ class RecipeConfig:
                 raise ValueError(f"RecipeConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.sample_backend not in SAMPLE_BACKENDS:
             raise ValueError(f"RecipeConfig.sample_backend must be one of {SAMPLE_BACKENDS}, got {self.sample_backend!r}")
+        if self.rationale_filter is not None:
+            self.load_rationale_filter()
         if self.keep_per_example < 0:
             raise ValueError(f"RecipeConfig.keep_per_example must be >= 0, got {self.keep_per_example}")
+
+    def load_rationale_filter(self):
+        """The ``rationale_filter`` callable (``None`` when unset); a bad path raises naming the field."""
+        if self.rationale_filter is None:
+            return None
+        import importlib
+
+        module, _, name = self.rationale_filter.partition(":")
+        try:
+            function = getattr(importlib.import_module(module), name) if name else None
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"RecipeConfig.rationale_filter {self.rationale_filter!r} cannot be loaded: {e}") from None
+        if not callable(function):
+            raise ValueError(f"RecipeConfig.rationale_filter must be 'module:function', got {self.rationale_filter!r}")
+        return function
 
     @property
     def is_star(self) -> bool:

@@ -6,6 +6,8 @@ answer orders, and samples ``k`` CoT rationales per example with the current jud
 iteration's checkpoint; the base model first):
 
 * ``star-sft``: keep the distinct rationales whose verdict matches the label; SFT on them.
+  With ``rationale_filter`` a kept rationale must also pass that check of its own content
+  (where the task can verify it); the ones it drops are counted (``filtered_out``).
 * ``star-dpo``: pair a correct-verdict rationale (chosen) with a wrong-verdict one (rejected);
   DPO (TRL ``DPOTrainer``, beta 1.0 by default) against the starting model.
 * ``star-rationalizer``: sample with the correct label as a hint (the ``rationalize`` prompt,
@@ -124,15 +126,19 @@ def sample_shard(judge: GenerativeJudge, examples: list[JudgeExample], seed: int
 def training_rows(ctx: RecipeContext, records: list[dict], tokenizer: Any) -> tuple[list[dict], dict[str, int]]:
     """SFT rows (prompt, completion) or DPO rows (prompt, chosen, rejected) from sampled records."""
     dpo = ctx.recipe.recipe == "star-dpo"
-    rows, kept_examples = [], 0
+    passes = ctx.recipe.load_rationale_filter() or (lambda question, rationale: True)
+    rows, kept_examples, filtered_out = [], 0, 0
     for record in records:
-        correct = _distinct(r for r, v in zip(record["rationales"], record["verdicts"]) if v == record["label"])
+        right_verdict = _distinct(r for r, v in zip(record["rationales"], record["verdicts"]) if v == record["label"])
+        correct = [r for r in right_verdict if passes(record["prompt"], r)]
+        unfaithful = [r for r in right_verdict if r not in correct]
+        filtered_out += len(unfaithful)
         if dpo:
             wrong = _distinct(
                 r
                 for r, v in zip(record["rationales"], record["verdicts"])
                 if v != record["label"] and (v is not None or ctx.recipe.dpo_abstain_as_rejected)
-            )
+            ) + unfaithful
             new = [{"chosen": c, "rejected": w} for c, w in zip(correct, wrong)][: ctx.recipe.dpo_pairs_per_example]
         else:
             keep = ctx.recipe.keep_per_example or len(correct)
@@ -142,7 +148,7 @@ def training_rows(ctx: RecipeContext, records: list[dict], tokenizer: Any) -> tu
             example = JudgeExample(record["prompt"], record["answer_a"], record["answer_b"], record["label"], record["pair"])
             prompt = judge_prompt(tokenizer, example, MODE, ctx.judge.prompt())  # never the hinted prompt
             rows += [{"prompt": prompt, **row} for row in new]
-    stats = {"kept_examples": kept_examples, "train_rows": len(rows)}
+    stats = {"kept_examples": kept_examples, "train_rows": len(rows), "filtered_out": filtered_out}
     if dpo:
         stats["dpo_pairs"] = len(rows)
     return rows, stats

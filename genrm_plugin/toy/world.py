@@ -218,6 +218,12 @@ def rationale_faithful(problem: Problem, rationale: str) -> bool:
     return bool(match) and int(match.group(1)) == problem.answer
 
 
+def faithful_to_question(question: str, rationale: str) -> bool:
+    """:func:`rationale_faithful` for a question string: the world's STaR ``rationale_filter``
+    (``"genrm_plugin.toy.world:faithful_to_question"``)."""
+    return rationale_faithful(parse_question(question), rationale)
+
+
 def parse_question(question: str) -> Problem:
     """The :class:`Problem` of a question string ``"47+38"``."""
     match = re.fullmatch(r"\s*(\d+)\+(\d+)\s*", question)
