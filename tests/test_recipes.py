@@ -198,7 +198,7 @@ def test_star_filters_on_hand_made_records(tiny_model_and_tokenizer):
     assert [r["rejected"] for r in training_rows(_Ctx("star-dpo"), records, tokenizer)[0]] == ["z [[B]]"]
 
 
-def rejects_y(question, rationale):
+def rejects_y(question, answer_a, answer_b, rationale):
     """A rationale filter for the test below: rationales starting with ``y`` do not hold."""
     return not rationale.startswith("y")
 
@@ -210,11 +210,7 @@ def test_star_rationale_filter_drops_right_verdicts_that_do_not_hold(tiny_model_
     rows, stats = training_rows(_Ctx("star-sft", rationale_filter=path), records, tokenizer)
     assert [r["completion"] for r in rows] == ["x [[A]]"] and stats["filtered_out"] == 1
     rows, _ = training_rows(_Ctx("star-dpo", dpo_pairs_per_example=5, rationale_filter=path), records, tokenizer)
-    assert [(r["chosen"], r["rejected"]) for r in rows] == [("x [[A]]", "z [[B]]")]
-    # an unfaithful right-verdict rationale is a rejected one: it is what the filter is for
-    records = [_record("A", ["x [[A]]", "y [[A]]"], pair=0)]
-    rows, _ = training_rows(_Ctx("star-dpo", rationale_filter=path), records, tokenizer)
-    assert [(r["chosen"], r["rejected"]) for r in rows] == [("x [[A]]", "y [[A]]")]
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [("x [[A]]", "z [[B]]")]  # y is never chosen
     for bad in ("no_such_module:f", f"{__name__}:missing", f"{__name__}"):
         with pytest.raises(ValueError, match="rationale_filter"):
             RecipeConfig(recipe="star-sft", rationale_filter=bad)

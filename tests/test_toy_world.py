@@ -160,3 +160,17 @@ def test_base_corpus_rows():
 
 def _question(prompt: str) -> str:
     return re.search(r"(?:Q: |<\|user\|>)(\d+\+\d+)", prompt).group(1)
+
+
+def test_rationale_checks_out_verifies_every_step():
+    from genrm_plugin.toy.world import rationale_checks_out
+
+    p = Problem(47, 38)
+    right, wrong = solution(p), solution(p, "dropped_carry", random.Random(0))
+    good = judge_rationale(p, right, wrong)
+    assert rationale_checks_out(p.question, right, wrong, good)
+    garbled = good.replace("B: 075 085 00y 78n", "B: 075 085 00y 77y")  # a wrong comparison, right verdict
+    assert parse_verdict(garbled) == "A" and not rationale_checks_out(p.question, right, wrong, garbled)
+    lucky = judge_rationale(p, right, wrong, worked="47+38: 7+8+0=15 4+3+1=09 >095")
+    assert not rationale_checks_out(p.question, right, wrong, lucky)  # unfaithful recomputation
+    assert not rationale_checks_out(p.question, right, wrong, "")

@@ -36,9 +36,10 @@ class DemoConfig:
         eval_pairs: held-out pairs per split (``id``: 2-digit sums, ``ood``: 3-digit sums).
         k: votes per answer order for maj@K (CoT judges).
         star_iterations: STaR iterations (each on a fresh slice of ``train_pairs``).
-        star_rationale_filter: STaR keeps a rationale only if its verdict is right *and* its
-            recomputed sum is (the world's check, ``RecipeConfig.rationale_filter``); False: the
-            paper's verdict-only filter, which keeps lucky unfaithful rationales.
+        star_rationale_filter: STaR keeps a rationale only if its verdict is right *and* every
+            step holds: the recomputed sum and both candidate checks (the world's check,
+            ``RecipeConfig.rationale_filter``); False: the paper's verdict-only filter, which
+            keeps lucky unfaithful rationales.
         judge_learning_rate: learning rate of the SFT and reward-model judge runs (warm start,
             STaR-SFT, GenRM, BT).
         dpo_learning_rate: learning rate of STaR-DPO (DPO moves a policy further per step than SFT).
@@ -68,7 +69,7 @@ class DemoConfig:
     k: int = 4
     star_iterations: int = 2
     star_rationale_filter: bool = True
-    judge_learning_rate: float = 1e-3
+    judge_learning_rate: float = 5e-4
     dpo_learning_rate: float = 1e-4
     judge_epochs: float = 1.0
     dpo_beta: float = 0.1

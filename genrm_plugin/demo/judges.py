@@ -25,7 +25,7 @@ from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
 from genrm_plugin.toy.world import ANSWER_PATTERN, parse_question, rationale_faithful
 
 MAX_NEW_TOKENS = 128  # the longest world rationale (3-digit sums: trace, two digit-by-digit checks) is ~100 tokens
-FAITHFULNESS_FILTER = "genrm_plugin.toy.world:faithful_to_question"  # STaR keeps rationales whose recomputation holds
+FAITHFULNESS_FILTER = "genrm_plugin.toy.world:rationale_checks_out"  # STaR keeps rationales whose every step holds
 MODES = {"zero-shot": "cot", "warm-start": "cot", "star-sft": "cot", "star-dpo": "cot", "genrm": "no_cot", "bt": None}
 
 

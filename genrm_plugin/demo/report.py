@@ -145,7 +145,8 @@ def write_report(results: dict[str, Any], folder: Path) -> str:
                      + ", ".join(percent(a) for a in curve["accuracy"])
                      + "; share of right-verdict rationales that are faithful: " + ", ".join(percent(f) for f in curve["kept_faithful"]))
     if results.get("star_curves"):
-        lines.append("- STaR kept " + ("only the faithful ones (the world's rationale filter, `star_rationale_filter`)"
+        lines.append("- STaR kept " + ("only the faithful ones whose candidate checks also hold (the world's rationale "
+                                        "filter, `star_rationale_filter`)"
                                        if results["config"].get("star_rationale_filter")
                                        else "all of them (verdict-only filter, as in the paper)") + ".")
     if results.get("best_of_n"):

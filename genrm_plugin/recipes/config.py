@@ -50,10 +50,11 @@ class RecipeConfig:
         dpo_pairs_per_example: STaR-DPO: (correct, wrong) rationale pairs per example.
         dpo_abstain_as_rejected: STaR-DPO: also use rationales without a verdict as rejected ones.
         rationale_filter: STaR: a check of the rationale itself, ``"module:function"`` called as
-            ``function(question, rationale) -> bool`` (e.g. "does its recomputed answer hold?",
-            where the task can verify it). A rationale counts as correct only if its verdict
-            matches the label *and* it passes; STaR-DPO uses a failing one with the right verdict
-            as a rejected rationale. ``None``: the verdict alone (the paper's STaR).
+            ``function(question, answer_a, answer_b, rationale) -> bool`` (e.g. "does its
+            recomputed answer hold?", where the task can verify it). A rationale counts as
+            correct (kept; DPO's chosen) only if its verdict matches the label *and* it passes;
+            rejected DPO rationales are still the wrong-verdict ones. ``None``: the verdict alone
+            (the paper's STaR).
         sample_backend: engine that samples rationales and runs evaluations: ``transformers`` or
             ``vllm`` (a fresh engine per checkpoint; see :mod:`genrm_plugin.backends.factory`).
         sample_batch_size: sequences per sampling batch (transformers backend).

@@ -126,19 +126,18 @@ def sample_shard(judge: GenerativeJudge, examples: list[JudgeExample], seed: int
 def training_rows(ctx: RecipeContext, records: list[dict], tokenizer: Any) -> tuple[list[dict], dict[str, int]]:
     """SFT rows (prompt, completion) or DPO rows (prompt, chosen, rejected) from sampled records."""
     dpo = ctx.recipe.recipe == "star-dpo"
-    passes = ctx.recipe.load_rationale_filter() or (lambda question, rationale: True)
+    passes = ctx.recipe.load_rationale_filter() or (lambda question, answer_a, answer_b, rationale: True)
     rows, kept_examples, filtered_out = [], 0, 0
     for record in records:
         right_verdict = _distinct(r for r, v in zip(record["rationales"], record["verdicts"]) if v == record["label"])
-        correct = [r for r in right_verdict if passes(record["prompt"], r)]
-        unfaithful = [r for r in right_verdict if r not in correct]
-        filtered_out += len(unfaithful)
+        correct = [r for r in right_verdict if passes(record["prompt"], record["answer_a"], record["answer_b"], r)]
+        filtered_out += len(right_verdict) - len(correct)
         if dpo:
             wrong = _distinct(
                 r
                 for r, v in zip(record["rationales"], record["verdicts"])
                 if v != record["label"] and (v is not None or ctx.recipe.dpo_abstain_as_rejected)
-            ) + unfaithful
+            )
             new = [{"chosen": c, "rejected": w} for c, w in zip(correct, wrong)][: ctx.recipe.dpo_pairs_per_example]
         else:
             keep = ctx.recipe.keep_per_example or len(correct)

@@ -218,10 +218,17 @@ def rationale_faithful(problem: Problem, rationale: str) -> bool:
     return bool(match) and int(match.group(1)) == problem.answer
 
 
-def faithful_to_question(question: str, rationale: str) -> bool:
-    """:func:`rationale_faithful` for a question string: the world's STaR ``rationale_filter``
-    (``"genrm_plugin.toy.world:faithful_to_question"``)."""
-    return rationale_faithful(parse_question(question), rationale)
+def rationale_checks_out(question: str, answer_a: str, answer_b: str, rationale: str) -> bool:
+    """Whether every step of ``rationale`` holds: its recomputation is the true sum
+    (:func:`rationale_faithful`) and each candidate line compares what the judge was shown with
+    it correctly -- the world's STaR ``rationale_filter``
+    (``"genrm_plugin.toy.world:rationale_checks_out"``). The verdict is the recipe's check."""
+    problem = parse_question(question)
+    if not rationale_faithful(problem, rationale):
+        return False
+    checks = judge_rationale(problem, answer_a, answer_b).split("\n")[1:3]
+    lines = (rationale or "").split("\n")
+    return lines[1:3] == checks
 
 
 def parse_question(question: str) -> Problem:
