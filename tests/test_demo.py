@@ -54,8 +54,8 @@ def test_quick_demo_writes_the_report(quick_run):
 
 
 def test_a_trained_judge_beats_the_zero_shot_base(quick_run):
-    """In the quick run only the BT reward model learns (its ID accuracy is well above chance); the
-    tiny CoT judges do not yet (issue 7). The zero-shot base never writes a verdict: exactly 1/2."""
+    """The quick run's judges are tiny and briefly trained, but the best of them is above the zero-shot
+    base, which never writes a verdict (exactly 1/2; the full run's figures are in the README)."""
     _, _, report = quick_run
     judges = report["judges"]
 

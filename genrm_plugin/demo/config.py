@@ -49,7 +49,8 @@ class DemoConfig:
         bon_problems, bon_n: Best-of-N: problems and candidates sampled per problem from the base policy.
         policy_eval_problems, policy_eval_samples: the policy accuracy set (sampled at T=1).
         grpo_steps, grpo_generations, grpo_learning_rate: the GRPO run with ``GenRMReward``.
-        reward_k: votes per order of the judge inside ``GenRMReward`` (Best-of-N and GRPO).
+        reward_k: votes per order of the judge inside ``GenRMReward`` during GRPO (Best-of-N
+            ranks with the judges' ``k``: a pick among N needs finer scores than a reward).
     """
 
     output_dir: str = "runs/demo"
@@ -62,7 +63,7 @@ class DemoConfig:
     base_batch_size: int = 32
     base_learning_rate: float = 3e-3
     base_error_rate: float = 0.3
-    seed_rationales: int = 128
+    seed_rationales: int = 64
     train_pairs: int = 512
     label_noise: float = 0.05
     eval_pairs: int = 128

@@ -54,15 +54,15 @@ def policy_accuracy(model: str | Path, config: DemoConfig) -> float:
     return accuracy(items, sample_answers(backend, items, config.policy_eval_samples, seed=config.seed))
 
 
-def reward_for(judge_model: Path, config: DemoConfig):
-    """``GenRMReward`` over a CoT judge checkpoint (``reward_k`` votes per order, both orders)."""
+def reward_for(judge_model: Path, config: DemoConfig, k: int | None = None):
+    """``GenRMReward`` over a CoT judge checkpoint (``k`` votes per order, default ``reward_k``; both orders)."""
     from genrm_plugin.backends.factory import BackendConfig, load_backend
     from genrm_plugin.demo.judges import judge_config
     from genrm_plugin.judge import GenerativeJudge
     from genrm_plugin.reward import GenRMReward, RewardConfig
 
     judge = GenerativeJudge(load_backend(BackendConfig(model=str(judge_model), batch_size=128)),
-                            judge_config(config, "cot", k=config.reward_k))
+                            judge_config(config, "cot", k=k or config.reward_k))
     return GenRMReward(judge, RewardConfig(reference_column="reference", name="genrm"))
 
 
@@ -75,7 +75,7 @@ def best_of_n_curve(policy_model: Path, judge_model: Path, config: DemoConfig) -
     items = problems(config.bon_problems, config.seed + 11)
     candidates = sample_answers(backend, items, config.bon_n, seed=config.seed + 1)
     references = [group[0] for group in sample_answers(backend, items, 1, seed=0, temperature=0.0)]
-    reward = reward_for(judge_model, config)
+    reward = reward_for(judge_model, config, k=config.k)  # ranking N answers: the judge's full K
     picks = best_of_n(reward.judge, [p.question for p in items], candidates, strategy="reference",
                       references=references, seed=config.seed)
     correct = [[is_correct(p.question, a) for a in group] for p, group in zip(items, candidates)]
