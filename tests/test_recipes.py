@@ -317,7 +317,16 @@ def test_cli_train_runs_a_recipe(tmp_path, warm_judge, synthetic_data, capsys):
     assert read_card(tmp_path / "run" / "final")["recipe"] == "genrm"
 
 
-def test_training_prompts_match_what_the_judge_renders(tiny_model_and_tokenizer):
+@pytest.mark.parametrize(
+    "example, config, shown",
+    [
+        (JudgeExample("What is 2+2?", "4", "5", "A", 0), JudgeConfig(k=1, swap=False, template="compact"), "A: 4\nB: 5"),
+        # answer_pattern: the judge sees only the final answers, and so do its training rows
+        (JudgeExample("47+38", "7+8=15 so >85", "sloppy >75", "A", 0),
+         JudgeConfig(k=1, swap=False, template="tiny", answer_pattern=r">(\d+)\s*$"), "A: 85\nB: 75\nQ: 47+38 check"),
+    ],
+)
+def test_training_prompts_match_what_the_judge_renders(tiny_model_and_tokenizer, example, config, shown):
     """Training rows use the exact text GenerativeJudge sends to the backend."""
     from genrm_plugin.backends.transformers import TransformersBackend
     from genrm_plugin.recipes.examples import judge_prompt
@@ -330,29 +339,13 @@ def test_training_prompts_match_what_the_judge_renders(tiny_model_and_tokenizer)
             rendered.extend(prompts)
             return [["[[A]]"] * n for _ in prompts]
 
-    example = JudgeExample("What is 2+2?", "4", "5", "A", 0)
-    GenerativeJudge(Recording(model, tokenizer), JudgeConfig(k=1, swap=False, template="compact")).compare(
-        [example.prompt], [example.answer_a], [example.answer_b])
-    assert rendered == [judge_prompt(tokenizer, example, "cot", "compact")]
-
-
-def test_answer_pattern_reaches_the_judge_and_its_training_rows(tiny_model_and_tokenizer):
-    """With ``answer_pattern`` the judge sees only the final answers, and training rows match it."""
-    from genrm_plugin.backends.transformers import TransformersBackend
-    from genrm_plugin.recipes.examples import judge_prompt
-
-    model, tokenizer = tiny_model_and_tokenizer
-    rendered = []
-
-    class Recording(TransformersBackend):
-        def generate(self, prompts, n, sampling, seed=None):
-            rendered.extend(prompts)
-            return [["[[A]]"] * n for _ in prompts]
-
-    example = JudgeExample("47+38", "7+8=15 so >85", "sloppy >75", "A", 0)
-    config = JudgeConfig(k=1, swap=False, template="tiny", answer_pattern=r">(\d+)\s*$")
     GenerativeJudge(Recording(model, tokenizer), config).compare([example.prompt], [example.answer_a], [example.answer_b])
-    assert "A: 85\nB: 75\nQ: 47+38 check" in rendered[0] and "sloppy" not in rendered[0]
+    assert shown in rendered[0] and "sloppy" not in rendered[0]
     assert rendered == [judge_prompt(tokenizer, example, "cot", config.prompt())]
+    if config.template == "compact":
+        assert rendered == [judge_prompt(tokenizer, example, "cot", "compact")]  # a template name works too
+
+
+def test_bad_answer_pattern_is_named():
     with pytest.raises(ValueError, match="answer_pattern"):
         JudgeConfig(answer_pattern="[")

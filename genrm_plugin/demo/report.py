@@ -26,6 +26,9 @@ def top_accuracy(evaluation: dict[str, Any]) -> float:
     return acc[max(acc, key=lambda k: int(k.split("@")[1]))]
 
 
+CHANCE_MARGIN = 0.55  # OOD accuracy below this is indistinguishable from chance on 128 pairs
+
+
 def acceptance(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's acceptance targets, each with the measured value and whether it holds."""
     config, judges, checks = results["config"], results["judges"], []
@@ -51,8 +54,10 @@ def acceptance(results: dict[str, Any]) -> list[dict[str, Any]]:
         add(f"{best}: {k} >= maj@1 (ID)", id_acc >= maj1, f"{percent(maj1)} -> {percent(id_acc)}")
         if "genrm" in judges:
             cot_ood, plain_ood = top_accuracy(judges[best]["ood"]), top_accuracy(judges["genrm"]["ood"])
-            add("CoT GenRM >= no-CoT GenRM out of distribution", cot_ood >= plain_ood,
-                f"{percent(cot_ood)} vs {percent(plain_ood)} ({100 * (cot_ood - plain_ood):+.1f} points)")
+            at_chance = cot_ood < CHANCE_MARGIN  # a tie at chance shows no generalisation
+            add("CoT GenRM >= no-CoT GenRM out of distribution (and above chance)", cot_ood >= plain_ood and not at_chance,
+                f"{percent(cot_ood)} vs {percent(plain_ood)} ({100 * (cot_ood - plain_ood):+.1f} points)"
+                + ("; the CoT judge is at chance OOD" if at_chance else ""))
     if results.get("best_of_n"):
         bon = results["best_of_n"]
         gain = bon["judge"][-1] - bon["random"][-1]
@@ -105,7 +110,7 @@ def make_plots(results: dict[str, Any], folder: Path) -> dict[str, str]:
     if star:
         longest = max(len(c["accuracy"]) for c in star.values())
         series = {name: c["accuracy"] + [None] * (longest - len(c["accuracy"])) for name, c in star.items()}
-        series.update({f"{name} kept faithful": [None] + c["kept_faithful"] + [None] * (longest - 1 - len(c["kept_faithful"]))
+        series.update({f"{name}: right verdicts faithful": [None] + c["kept_faithful"] + [None] * (longest - 1 - len(c["kept_faithful"]))
                        for name, c in star.items()})
         plots["star_iterations"] = plot_lines(folder / "star_iterations.png", list(range(longest)), series,
                                               title=f"STaR iterations (0 = warm start), ID maj@{k}",
