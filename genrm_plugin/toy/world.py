@@ -31,6 +31,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from genrm_plugin.prompts import PromptConfig
+
 SPLITS = {"id": (2, 2), "ood": (3, 3)}
 MISTAKES = ("dropped_carry", "sum_slip", "copy_slip")
 # What the judges are shown of a candidate: its stated result (see PromptConfig.answer_pattern).
@@ -159,9 +161,9 @@ def answer_value(answer: str) -> int | None:
 
 
 def shown_answer(answer: str) -> str:
-    """What a judge with :data:`ANSWER_PATTERN` is shown of ``answer`` ("" when it states no result)."""
-    matches = re.findall(ANSWER_PATTERN, answer or "")
-    return matches[-1] if matches else ""
+    """What a judge with :data:`ANSWER_PATTERN` is shown of ``answer`` ("" when it states no result):
+    the judges' own rule, :meth:`~genrm_plugin.prompts.PromptConfig.shown_answer`."""
+    return PromptConfig(answer_pattern=ANSWER_PATTERN).shown_answer(answer or "")
 
 
 def digit_pairs(candidate: str, result: str) -> str:
