@@ -342,8 +342,6 @@ def test_training_prompts_match_what_the_judge_renders(tiny_model_and_tokenizer,
     GenerativeJudge(Recording(model, tokenizer), config).compare([example.prompt], [example.answer_a], [example.answer_b])
     assert shown in rendered[0] and "sloppy" not in rendered[0]
     assert rendered == [judge_prompt(tokenizer, example, "cot", config.prompt())]
-    if config.template == "compact":
-        assert rendered == [judge_prompt(tokenizer, example, "cot", "compact")]  # a template name works too
 
 
 def test_bad_answer_pattern_is_named():

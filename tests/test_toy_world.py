@@ -92,6 +92,7 @@ def test_the_judge_is_shown_the_final_answer_only():
     assert shown_answer(solution(Problem(47, 38))) == "085" and shown_answer("no result") == "" and shown_answer("") == ""
     assert PromptConfig(answer_pattern=ANSWER_PATTERN).shown_answer(solution(Problem(47, 38))) == "085"  # the same rule
     assert digit_pairs("085", "075") == "00y 87n 55y" and digit_pairs("1", "11") == "01n 11y"
+    assert digit_pairs("085", "084") == "00y 88y 54n"  # the docstring example
 
 
 def test_rationale_lines_tokenize_like_the_judge_prompt():

@@ -8,7 +8,8 @@
   the world can check: the parse-failure rate of single rationales, and **faithfulness** -- the
   share of rationales whose recomputed sum is the true sum, overall and among those with the
   right verdict (what a verdict-only filter keeps).
-* :func:`star_faithfulness` -- the same check on the rationales STaR kept for training.
+* :func:`star_faithfulness` -- the same check on the right-verdict rationales STaR sampled (what a
+  verdict-only filter would keep).
 """
 
 from __future__ import annotations
@@ -151,15 +152,15 @@ def star_faithfulness(run_dir: Path) -> list[dict[str, Any]]:
     the share of them with the true sum (what the world's rationale filter keeps)."""
     out = []
     for iteration_dir in sorted(run_dir.glob("iter-*"), key=lambda p: int(p.name.split("-")[1])):
-        kept = faithful = sampled = 0
+        right = faithful = sampled = 0
         for shard in sorted((iteration_dir / "shards").glob("shard-*.json")):
             for record in json.loads(shard.read_text())["records"]:
                 problem = parse_question(record["prompt"])
                 for text, verdict in zip(record["rationales"], record["verdicts"]):
                     sampled += 1
                     if verdict == record["label"]:
-                        kept += 1
+                        right += 1
                         faithful += rationale_faithful(problem, text)
-        out.append({"iteration": int(iteration_dir.name.split("-")[1]), "sampled": sampled, "kept": kept,
-                    "kept_faithful_rate": faithful / kept if kept else None})
+        out.append({"iteration": int(iteration_dir.name.split("-")[1]), "sampled": sampled, "right_verdict": right,
+                    "right_verdict_faithful_rate": faithful / right if right else None})
     return out

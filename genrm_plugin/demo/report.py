@@ -110,7 +110,7 @@ def make_plots(results: dict[str, Any], folder: Path) -> dict[str, str]:
     if star:
         longest = max(len(c["accuracy"]) for c in star.values())
         series = {name: c["accuracy"] + [None] * (longest - len(c["accuracy"])) for name, c in star.items()}
-        series.update({f"{name}: right verdicts faithful": [None] + c["kept_faithful"] + [None] * (longest - 1 - len(c["kept_faithful"]))
+        series.update({f"{name}: right verdicts faithful": [None] + c["right_verdict_faithful"] + [None] * (longest - 1 - len(c["right_verdict_faithful"]))
                        for name, c in star.items()})
         plots["star_iterations"] = plot_lines(folder / "star_iterations.png", list(range(longest)), series,
                                               title=f"STaR iterations (0 = warm start), ID maj@{k}",
@@ -148,7 +148,7 @@ def write_report(results: dict[str, Any], folder: Path) -> str:
     for name, curve in (results.get("star_curves") or {}).items():
         lines.append(f"- {name}: ID maj@{k} by iteration (0 = warm start) "
                      + ", ".join(percent(a) for a in curve["accuracy"])
-                     + "; share of right-verdict rationales that are faithful: " + ", ".join(percent(f) for f in curve["kept_faithful"]))
+                     + "; share of right-verdict rationales that are faithful: " + ", ".join(percent(f) for f in curve["right_verdict_faithful"]))
     if results.get("star_curves"):
         lines.append("- STaR kept " + ("only the faithful ones whose candidate checks also hold (the world's rationale "
                                         "filter, `star_rationale_filter`)"

@@ -66,11 +66,12 @@ def run_demo(config: DemoConfig) -> tuple[dict[str, Any], str]:
     star_curves = {}
     for recipe in (r for r in COT_TRAINED if r in models):
         stats = json.loads((out / "judges" / recipe / "stats.json").read_text())
-        kept = star_faithfulness(out / "judges" / recipe)
+        sampled = star_faithfulness(out / "judges" / recipe)
         star_curves[recipe] = {
             "accuracy": [top_accuracy(evaluations["warm-start"]["id"])] + [s["eval"]["accuracy"] for s in stats],
-            "kept_faithful": [s["kept_faithful_rate"] for s in kept],
-            "kept": [s["kept"] for s in kept],
+            "right_verdict_faithful": [s["right_verdict_faithful_rate"] for s in sampled],
+            "right_verdict": [s["right_verdict"] for s in sampled],
+            "train_rows": [s["train_rows"] for s in stats],
         }
     candidates = [r for r in COT_TRAINED if r in models] or ["warm-start"]
     best = max(candidates, key=lambda r: top_accuracy(evaluations[r]["id"]))

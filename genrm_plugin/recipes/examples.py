@@ -13,9 +13,8 @@ from genrm_plugin.data import JudgeExample
 from genrm_plugin.prompts import PromptConfig, judge_messages, render_messages
 
 
-def judge_prompt(tokenizer: Any, example: JudgeExample, mode: str, prompt: PromptConfig | str) -> str:
-    """The rendered judge prompt of ``example`` (``mode``: ``cot`` or ``no_cot``), ready to continue;
-    ``prompt`` is the judge's :class:`PromptConfig` (or just a template name)."""
-    config = PromptConfig(template=prompt) if isinstance(prompt, str) else prompt
+def judge_prompt(tokenizer: Any, example: JudgeExample, mode: str, config: PromptConfig) -> str:
+    """The rendered judge prompt of ``example`` (``mode``: ``cot`` or ``no_cot``) under the judge's
+    prompt ``config`` (``JudgeConfig.prompt()``), ready to continue."""
     messages = judge_messages(example.prompt, example.answer_a, example.answer_b, mode=mode, config=config)
     return render_messages(tokenizer, messages)

@@ -84,10 +84,10 @@ def warm_start(
     base = save_tiny(out_dir / "base", model_config)
     train = train or TrainConfig(learning_rate=5e-3, num_train_epochs=4, per_device_train_batch_size=16)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    rows = []
+    rows, prompt_config = [], PromptConfig(template=template)
     for e in to_judge_examples(synthetic_pairs(n_pairs, seed=seed + 1000), seed=seed):
-        hinted = judge_messages(e.prompt, e.answer_a, e.answer_b, "rationalize", e.label, PromptConfig(template=template))
-        for prompt in (judge_prompt(tokenizer, e, "cot", template), render_messages(tokenizer, hinted)):
+        hinted = judge_messages(e.prompt, e.answer_a, e.answer_b, "rationalize", e.label, prompt_config)
+        for prompt in (judge_prompt(tokenizer, e, "cot", prompt_config), render_messages(tokenizer, hinted)):
             rows.append({"prompt": prompt, "completion": seed_rationale(e)})
     model, tokenizer, _ = train_sft(str(base), rows, out_dir / "trainer", train, train.lr_for("star-sft"), seed)
     model.save_pretrained(out_dir / "model")

@@ -167,7 +167,7 @@ def shown_answer(answer: str) -> str:
 
 
 def digit_pairs(candidate: str, result: str) -> str:
-    """``candidate`` and ``result`` compared digit by digit (right-aligned): ``08 88 55`` -> ``00y 88y 54n``."""
+    """``candidate`` and ``result`` compared digit by digit, right-aligned: ``("085", "084")`` -> ``00y 88y 54n``."""
     width = max(len(candidate), len(result))
     return " ".join(f"{c}{r}{'y' if c == r else 'n'}" for c, r in zip(candidate.rjust(width, "0"), result.rjust(width, "0")))
 
