@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from genrm_plugin.demo.base_model import length_sorted_steps
 from genrm_plugin.demo.config import QUICK, DemoConfig
+from genrm_plugin.evals.stats import powers_of_two
 
 JUDGES = {"zero-shot", "warm-start", "bt", "genrm", "star-sft", "star-dpo"}
 PLOTS = {"accuracy_by_judge.png", "accuracy_vs_k.png", "star_iterations.png", "best_of_n.png", "grpo.png"}
@@ -36,8 +38,12 @@ def test_quick_demo_writes_the_report(quick_run):
             assert evaluation[split]["pairs"] == QUICK["eval_pairs"]
     k = report["config"]["k"]
     for cot in ("zero-shot", "warm-start", "star-sft", "star-dpo"):
-        assert set(report["judges"][cot]["id"]["accuracy"]) == {"maj@1", f"maj@{k}"}
+        assert set(report["judges"][cot]["id"]["accuracy"]) == {f"maj@{j}" for j in powers_of_two(k)}
         assert report["judges"][cot]["id"]["rationales"] == QUICK["eval_pairs"] * 2 * k
+    for star in ("star-sft", "star-dpo"):
+        # the STaR run's own last held-out evaluation is the ID figure: not judged a second time
+        assert report["star_curves"][star]["accuracy"][-1] == report["judges"][star]["id"]["accuracy"][f"maj@{k}"]
+        assert not (run / "evals" / star / "id").exists() and (run / "evals" / star / "ood" / "summary.json").is_file()
     bon = report["best_of_n"]
     assert bon["n"][-1] == QUICK["bon_n"] and len(bon["judge"]) == len(bon["n"])
     assert all(o >= j - 1e-9 and o >= r - 1e-9 for j, r, o in zip(bon["judge"], bon["random"], bon["oracle"]))
@@ -91,3 +97,14 @@ def test_cli_flags_and_yaml(tmp_path):
     (config,) = parse_configs((DemoConfig,), ["--config", str(yaml), "--quick", "--seed", "5"], "genrm demo")
     assert config.quick and config.bon_n == 16 and config.seed == 5 and config.k == QUICK["k"]
     assert Path(config.cache_root).name
+
+
+def test_length_sorted_steps_keeps_each_steps_rows_and_sorts_them():
+    rows = [{"prompt": "p" * (n % 7), "completion": "c" * ((n * 37) % 41)} for n in range(40)]
+    ordered = length_sorted_steps(rows, rows_per_step=8)
+    for start in range(0, 40, 8):
+        step, original = ordered[start : start + 8], rows[start : start + 8]
+        assert sorted(map(str, step)) == sorted(map(str, original))  # the same rows, nothing lost or moved
+        lengths = [len(r["prompt"]) + len(r["completion"]) for r in step]
+        assert lengths == sorted(lengths)
+    assert ordered != rows

@@ -70,12 +70,19 @@ def _judge_back(final: Path, mode: str) -> list:
 def test_star_recipe_end_to_end(tmp_path, warm_judge, synthetic_data, recipe):
     from genrm_plugin.recipes.runner import train_judge
 
-    configs = tiny_configs(tmp_path / "run", recipe, warm_judge, synthetic_data)
+    configs = tiny_configs(tmp_path / "run", recipe, warm_judge, synthetic_data, eval_save_rationales=True)
     final = train_judge(*configs)
     run = _check_run_folder(final, recipe, iterations=2)
     stats = run["stats"]
     pairs_seen = []
     for s in stats:
+        # the held-out evaluation reports maj@1 .. maj@eval_k from one set of votes, rationales kept
+        held_out = tmp_path / "run" / f"iter-{s['iteration']}" / "eval"
+        summary = json.loads((held_out / "summary.json").read_text())
+        assert summary["ks"] == [1, 2] and s["eval"]["k"] == 2
+        assert s["eval"]["accuracy"] == summary["overall"]["accuracy"]["2"]
+        eval_records = [json.loads(line) for line in (held_out / "records.jsonl").read_text().splitlines()]
+        assert len(eval_records) == 8 and all(len(r["rationales"][0]) == 2 for r in eval_records)
         shards = sorted((tmp_path / "run" / f"iter-{s['iteration']}" / "shards").glob("shard-*.json"))
         records = [r for path in shards for r in json.loads(path.read_text())["records"]]
         assert len(shards) == 3 and len(records) == s["items"] == 24  # 12 pairs x both orders, shards of 8
@@ -286,6 +293,14 @@ def test_configs_defaults_validation_and_yaml(tmp_path):
         RecipeConfig(recipe="genrm", iterations=2)
     with pytest.raises(ValueError, match="shard_size must be >= 1"):
         RecipeConfig(shard_size=0)
+    with pytest.raises(ValueError, match="train_sampling_strategy"):
+        TrainConfig(train_sampling_strategy="shuffled")
+    from trl import SFTConfig
+
+    from genrm_plugin.recipes.trainers import trl_args
+
+    args = trl_args(SFTConfig, TrainConfig(train_sampling_strategy="sequential"), tmp_path / "out", 1e-4, 0)
+    assert args.train_sampling_strategy == "sequential"
     path = tmp_path / "recipe.yaml"
     path.write_text("recipe: star-rationalizer\ndata: pairs.jsonl\niterations: 2\nbeta: 0.5\nk: 6\nlearning_rate: 1.0e-5\n")
     recipe, train, judge = parse_configs((RecipeConfig, TrainConfig, JudgeConfig), ["--config", str(path), "--k", "3"], "t")

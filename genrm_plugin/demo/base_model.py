@@ -22,9 +22,10 @@ from genrm_plugin.demo.config import DemoConfig
 logger = logging.getLogger(__name__)
 
 # Bump when the world, corpus or tokenizer change in a way that makes old cached bases stale.
-BASE_FORMAT = 3
+BASE_FORMAT = 4
 BASE_INFO = "base.json"
 TEMPLATE = "tiny"
+MICRO_BATCH = 8  # rows per forward pass of the pretraining (a step accumulates base_batch_size rows)
 
 
 def base_settings(config: DemoConfig) -> dict:
@@ -57,6 +58,22 @@ def ensure_base(config: DemoConfig) -> tuple[Path, dict]:
     return path, {**info, "cached": False}
 
 
+def length_sorted_steps(rows: list[dict[str, str]], rows_per_step: int) -> list[dict[str, str]]:
+    """``rows`` with each optimiser step's rows (consecutive runs of ``rows_per_step``) sorted by
+    length (text length stands for token length).
+
+    The corpus mixes short solve rows and long check rows, and a batch is padded to its longest
+    row, so a random batch is about a third padding. Split into micro-batches of similar length
+    (gradient accumulation, rows taken in order), a step pads far less; the loss is still averaged
+    over all of the step's tokens, so the update is the one of the whole random batch.
+    """
+    def length(row: dict[str, str]) -> int:
+        return len(row["prompt"]) + len(row["completion"])
+
+    return [row for start in range(0, len(rows), rows_per_step)
+            for row in sorted(rows[start : start + rows_per_step], key=length)]
+
+
 def pretrain(config: DemoConfig, folder: Path) -> dict:
     """Build a random tiny Llama and SFT it (TRL) on :func:`~genrm_plugin.toy.corpus.base_corpus`."""
     from genrm_plugin.recipes.config import TrainConfig
@@ -75,10 +92,14 @@ def pretrain(config: DemoConfig, folder: Path) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(init)
     rows = base_corpus(tokenizer, config.base_steps * config.base_batch_size, seed=config.seed,
                        error_rate=config.base_error_rate, template=TEMPLATE)
+    accumulation = config.base_batch_size // MICRO_BATCH if config.base_batch_size % MICRO_BATCH == 0 else 1
     train = TrainConfig(
-        max_steps=config.base_steps, per_device_train_batch_size=config.base_batch_size, lr_scheduler_type="cosine",
-        warmup_steps=0.05, logging_steps=max(1, config.base_steps // 20), max_length=320,
+        max_steps=config.base_steps, per_device_train_batch_size=config.base_batch_size // accumulation,
+        gradient_accumulation_steps=accumulation, lr_scheduler_type="cosine", warmup_steps=0.05,
+        logging_steps=max(1, config.base_steps // 20), max_length=320,
+        train_sampling_strategy="sequential",  # the corpus is random already; keep each step's length order
     )
+    rows = length_sorted_steps(rows, config.base_batch_size)
     logger.info(f"pretraining the base model: {config.base_steps} steps on {len(rows)} corpus rows")
     model, tokenizer, result = train_sft(str(init), rows, folder / "trainer", train, config.base_learning_rate, config.seed)
     model.save_pretrained(folder)

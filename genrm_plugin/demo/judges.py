@@ -80,34 +80,29 @@ def train_recipe(config: DemoConfig, recipe: str, start: Path, data: dict[str, P
     settings = RecipeConfig(
         recipe=recipe, data=str(data["train"]), eval_data=str(data["id"]) if star else None, model=str(start),
         output_dir=str(run_dir / recipe), iterations=config.star_iterations if star else None, shard_size=128,
-        sample_batch_size=128, eval_k=config.k,
+        sample_batch_size=128, eval_k=config.k, eval_save_rationales=True,
         rationale_filter=FAITHFULNESS_FILTER if star and config.star_rationale_filter else None,
     )
     return train_judge(settings, train_config(config, recipe=recipe), judge_config(config))
 
 
-def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
-    """Preference accuracy of judge ``name`` (a key of :data:`MODES`) on ``data`` at maj@1..K (CoT)."""
-    from genrm_plugin.backends.factory import BackendConfig, load_backend
-    from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
-    from genrm_plugin.evals.selection import describe_judge
-    from genrm_plugin.judge import GenerativeJudge
+def final_evaluation(config: DemoConfig, recipe: str, run_dir: Path) -> Path | None:
+    """The folder of a STaR run's own evaluation of its final judge on the ID split (the last
+    iteration's held-out evaluation: same judge, data and votes as :func:`evaluate_judge`), if any."""
+    folder = run_dir / recipe / f"iter-{config.star_iterations}" / "eval"
+    return folder if (folder / "summary.json").is_file() and (folder / "records.jsonl").is_file() else None
 
+
+def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_dir: Path,
+                   finished: Path | None = None) -> dict[str, Any]:
+    """Preference accuracy of judge ``name`` (a key of :data:`MODES`) on ``data`` at maj@1, 2, ... K
+    (CoT). ``finished``: a folder where this evaluation already ran (its summary and records are
+    read instead of judging again)."""
     mode = MODES[name]
-    ks = sorted({1, config.k}) if mode == "cot" else []
-    eval_config = PreferenceEvalConfig(
-        data=str(data), output_dir=str(out_dir), judge_kind="bt" if mode is None else "genrm", ks=ks,
-        order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot",
-    )
-    if mode is None:
-        from genrm_plugin.recipes.bt import BTScorer
-
-        summary = evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
-                                       judge_info={"model": str(model), "judge": "BTScorer"})
+    if finished is not None:
+        out_dir, summary = finished, json.loads((finished / "summary.json").read_text())
     else:
-        backend = load_backend(BackendConfig(model=str(model), batch_size=128))
-        judge = GenerativeJudge(backend, judge_config(config, mode))
-        summary = evaluate_preferences(eval_config, judge=judge, judge_info={"model": str(model), **describe_judge(judge)})
+        summary = run_evaluation(config, mode, model, data, out_dir)
     result = {
         "accuracy": {f"maj@{k}": v for k, v in summary["overall"]["accuracy"].items()},
         "consistency": summary["overall"]["consistency"][str(summary["ks"][-1])],
@@ -120,6 +115,27 @@ def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_d
         questions = [pair.prompt for pair in load_preferences(str(data))]
         result.update(rationale_checks(out_dir / "records.jsonl", questions))
     return result
+
+
+def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
+    """``genrm eval preference`` of ``model`` as a ``mode`` judge (``None``: a BT reward model); its summary."""
+    from genrm_plugin.backends.factory import BackendConfig, load_backend
+    from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
+    from genrm_plugin.evals.selection import describe_judge
+    from genrm_plugin.judge import GenerativeJudge
+
+    eval_config = PreferenceEvalConfig(
+        data=str(data), output_dir=str(out_dir), judge_kind="bt" if mode is None else "genrm",
+        order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot",
+    )
+    if mode is None:
+        from genrm_plugin.recipes.bt import BTScorer
+
+        return evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
+                                    judge_info={"model": str(model), "judge": "BTScorer"})
+    backend = load_backend(BackendConfig(model=str(model), batch_size=128))
+    judge = GenerativeJudge(backend, judge_config(config, mode))
+    return evaluate_preferences(eval_config, judge=judge, judge_info={"model": str(model), **describe_judge(judge)})
 
 
 def rationale_checks(records_file: Path, questions: list[str]) -> dict[str, float | None]:

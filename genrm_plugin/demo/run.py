@@ -7,8 +7,8 @@ same folder reuses finished judges, evaluations and the cached base model):
 2. the world's data files (train / eval_id / eval_ood, :mod:`.world_data`);
 3. judges: zero-shot (the base), warm start (seed critiques), then the recipes of
    ``genrm train`` -- BT, GenRM (no CoT) from the base, STaR-SFT and STaR-DPO from the warm start;
-4. evaluation of every judge on both splits (``genrm eval preference``, maj@1 and maj@K,
-   faithfulness of the rationales);
+4. evaluation of every judge on both splits (``genrm eval preference``, maj@1 .. maj@K,
+   faithfulness of the rationales; a STaR judge's ID evaluation is its run's last held-out one);
 5. the best STaR judge as a reward: Best-of-N on the base policy's samples and a GRPO run;
 6. the report (:mod:`.report`).
 """
@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from genrm_plugin.demo.base_model import ensure_base
 from genrm_plugin.demo.config import DemoConfig
-from genrm_plugin.demo.judges import evaluate_judge, star_faithfulness, train_recipe, warm_start
+from genrm_plugin.demo.judges import evaluate_judge, final_evaluation, star_faithfulness, train_recipe, warm_start
 from genrm_plugin.demo.policy import best_of_n_curve, policy_accuracy, run_grpo
 from genrm_plugin.demo.report import COT_TRAINED, top_accuracy, write_report
 from genrm_plugin.demo.world_data import write_world
@@ -61,7 +61,10 @@ def run_demo(config: DemoConfig) -> tuple[dict[str, Any], str]:
     evaluations = {}
     for name, model in models.items():
         with stage(f"evaluate {name}", timings):
-            evaluations[name] = {split: evaluate_judge(config, name, model, data[split], out / "evals" / name / split)
+            # a STaR run already evaluated its final judge on the ID split (its last iteration's eval)
+            finished = {"id": final_evaluation(config, name, out / "judges")} if name.startswith("star-") else {}
+            evaluations[name] = {split: evaluate_judge(config, name, model, data[split], out / "evals" / name / split,
+                                                       finished=finished.get(split))
                                  for split in ("id", "ood")}
     star_curves = {}
     for recipe in (r for r in COT_TRAINED if r in models):

@@ -23,6 +23,7 @@ STAR_RECIPES = ("star-sft", "star-dpo", "star-rationalizer")
 DEFAULT_LEARNING_RATES = {"star-rationalizer": 2e-5}
 DEFAULT_STAR_ITERATIONS = 3
 SAMPLE_BACKENDS = ("transformers", "vllm")  # engines that load a local checkpoint
+SAMPLING_STRATEGIES = ("random", "sequential", "group_by_length")  # transformers TrainingArguments.train_sampling_strategy
 
 
 @dataclass
@@ -38,7 +39,10 @@ class RecipeConfig:
         eval_data: held-out preferences for the accuracy after each iteration (optional).
         eval_split: split of ``eval_data``.
         eval_limit: use only the first N pairs of ``eval_data``.
-        eval_k: votes per order when evaluating a CoT judge (``None``: the judge's ``k``).
+        eval_k: votes per order when evaluating a CoT judge (``None``: the judge's ``k``); the
+            evaluation reports maj@1, maj@2, ... up to it (one set of votes).
+        eval_save_rationales: keep every held-out rationale in the evaluation's records (CoT
+            judges), for reading them or checking them afterwards.
         model: base model (local path or hub name); ``toy`` is a random tiny kit model.
         output_dir: the run folder (shards, manifest, checkpoints, stats, final judge). Re-running
             the same command resumes from it.
@@ -68,6 +72,7 @@ class RecipeConfig:
     eval_split: str | None = None
     eval_limit: int | None = None
     eval_k: int | None = None
+    eval_save_rationales: bool = False
     model: str = "toy"
     output_dir: str = "runs/genrm-train"
     iterations: int | None = None
@@ -139,6 +144,9 @@ class TrainConfig:
             where bf16 autocast runs several times slower than fp32).
         gradient_checkpointing: recompute activations in the backward pass (``None``: TRL's
             default, on, on a GPU; off on CPU, where memory is not the constraint).
+        train_sampling_strategy: order of the training rows (transformers' sampler): ``random``
+            (shuffled), ``sequential`` (as given, e.g. rows already grouped into batches of
+            similar length) or ``group_by_length``.
     """
 
     learning_rate: float | None = None
@@ -155,8 +163,13 @@ class TrainConfig:
     use_cpu: bool | None = None
     bf16: bool | None = None
     gradient_checkpointing: bool | None = None
+    train_sampling_strategy: str = "random"
 
     def __post_init__(self) -> None:
+        if self.train_sampling_strategy not in SAMPLING_STRATEGIES:
+            raise ValueError(
+                f"TrainConfig.train_sampling_strategy must be one of {SAMPLING_STRATEGIES}, got {self.train_sampling_strategy!r}"
+            )
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"TrainConfig.learning_rate must be > 0, got {self.learning_rate}")
         if self.per_device_train_batch_size < 1 or self.gradient_accumulation_steps < 1:

@@ -146,8 +146,8 @@ class RecipeContext:
         """Held-out accuracy of ``checkpoint`` through ``genrm eval preference``'s evaluation.
 
         The evaluation's run folder is ``iter-<iteration>/eval`` (records, summary, table, plot);
-        CoT judges are scored at maj@``eval_k`` (default: the judge's ``k``). ``None`` without
-        held-out data.
+        CoT judges are scored at maj@1, 2, ... ``eval_k`` (default: the judge's ``k``; the stats
+        report the largest). ``None`` without held-out data.
         """
         source = self.eval_source
         if source is None:
@@ -159,7 +159,7 @@ class RecipeContext:
         config = PreferenceEvalConfig(
             data=source[0], split=source[1], limit=source[2], order_seed=self.seed,
             output_dir=str(self.run.iteration_dir(iteration) / "eval"), judge_kind="bt" if kind == "bt" else "genrm",
-            ks=[k] if kind != "bt" and mode == "cot" else [],
+            save_rationales=self.recipe.eval_save_rationales and kind != "bt" and mode == "cot",
         )
         if kind == "bt":
             from genrm_plugin.recipes.bt import BTScorer

@@ -60,6 +60,7 @@ def trl_args(config_cls: type, train: TrainConfig, out_dir: Path, learning_rate:
         weight_decay=train.weight_decay,
         logging_steps=train.logging_steps,
         max_length=train.max_length,
+        train_sampling_strategy=train.train_sampling_strategy,
         save_strategy="no",
         report_to="none",
         use_cpu=use_cpu,
