@@ -51,6 +51,8 @@ class DemoConfig:
         grpo_steps, grpo_generations, grpo_learning_rate: the GRPO run with ``GenRMReward``.
         reward_k: votes per order of the judge inside ``GenRMReward`` during GRPO (Best-of-N
             ranks with the judges' ``k``: a pick among N needs finer scores than a reward).
+        generation_batch_size: sequences per ``generate`` call (judging, STaR sampling, policy
+            samples); on a CPU, few large batches amortise the per-token overhead of generation.
     """
 
     output_dir: str = "runs/demo"
@@ -83,6 +85,7 @@ class DemoConfig:
     grpo_generations: int = 8
     grpo_learning_rate: float = 5e-5
     reward_k: int = 2
+    generation_batch_size: int = 512
 
     def __post_init__(self) -> None:
         if self.quick:
@@ -95,7 +98,7 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.judges: unknown {unknown}; choose from {JUDGE_RECIPES}")
         positive = ("hidden_size", "num_layers", "base_steps", "base_batch_size", "seed_rationales", "train_pairs",
                     "eval_pairs", "k", "star_iterations", "bon_problems", "bon_n", "policy_eval_problems",
-                    "policy_eval_samples", "grpo_steps", "grpo_generations", "reward_k")
+                    "policy_eval_samples", "grpo_steps", "grpo_generations", "reward_k", "generation_batch_size")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"DemoConfig.{name} must be >= 1, got {getattr(self, name)}")

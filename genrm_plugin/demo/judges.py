@@ -37,6 +37,13 @@ def judge_config(config: DemoConfig, mode: str = "cot", k: int | None = None) ->
                        seed=config.seed)
 
 
+def load_demo_backend(model: str | Path, config: DemoConfig):
+    """The transformers backend over ``model`` with the demo's generation batch size."""
+    from genrm_plugin.backends.factory import BackendConfig, load_backend
+
+    return load_backend(BackendConfig(model=str(model), batch_size=config.generation_batch_size))
+
+
 def train_config(config: DemoConfig, batch_size: int = 16, recipe: str = "") -> TrainConfig:
     """The TRL settings of one judge run (``recipe`` picks STaR-DPO's own learning rate)."""
     learning_rate = config.dpo_learning_rate if recipe == "star-dpo" else config.judge_learning_rate
@@ -80,7 +87,7 @@ def train_recipe(config: DemoConfig, recipe: str, start: Path, data: dict[str, P
     settings = RecipeConfig(
         recipe=recipe, data=str(data["train"]), eval_data=str(data["id"]) if star else None, model=str(start),
         output_dir=str(run_dir / recipe), iterations=config.star_iterations if star else None, shard_size=128,
-        sample_batch_size=128, eval_k=config.k, eval_save_rationales=True,
+        sample_batch_size=config.generation_batch_size, eval_k=config.k, eval_save_rationales=True,
         rationale_filter=FAITHFULNESS_FILTER if star and config.star_rationale_filter else None,
     )
     return train_judge(settings, train_config(config, recipe=recipe), judge_config(config))
@@ -119,7 +126,6 @@ def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_d
 
 def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
     """``genrm eval preference`` of ``model`` as a ``mode`` judge (``None``: a BT reward model); its summary."""
-    from genrm_plugin.backends.factory import BackendConfig, load_backend
     from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
     from genrm_plugin.evals.selection import describe_judge
     from genrm_plugin.judge import GenerativeJudge
@@ -133,8 +139,7 @@ def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path
 
         return evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
                                     judge_info={"model": str(model), "judge": "BTScorer"})
-    backend = load_backend(BackendConfig(model=str(model), batch_size=128))
-    judge = GenerativeJudge(backend, judge_config(config, mode))
+    judge = GenerativeJudge(load_demo_backend(model, config), judge_config(config, mode))
     return evaluate_preferences(eval_config, judge=judge, judge_info={"model": str(model), **describe_judge(judge)})
 
 

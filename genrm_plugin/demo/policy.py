@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from genrm_plugin.backends.base import SamplingConfig
 from genrm_plugin.demo.config import DemoConfig
+from genrm_plugin.demo.judges import load_demo_backend
 from genrm_plugin.toy.world import Problem, is_correct, sample_problem
 
 MAX_ANSWER_TOKENS = 48  # the policy works its answer out: a 3-digit trace is ~41 tokens
@@ -47,31 +48,27 @@ def accuracy(items: Sequence[Problem], answers: Sequence[Sequence[str]]) -> floa
 
 def policy_accuracy(model: str | Path, config: DemoConfig) -> float:
     """Sampled (T=1) accuracy of the policy at ``model`` on the fixed policy evaluation problems."""
-    from genrm_plugin.backends.factory import BackendConfig, load_backend
 
-    backend = load_backend(BackendConfig(model=str(model), batch_size=128))
+    backend = load_demo_backend(model, config)
     items = problems(config.policy_eval_problems, config.seed + 7)
     return accuracy(items, sample_answers(backend, items, config.policy_eval_samples, seed=config.seed))
 
 
 def reward_for(judge_model: Path, config: DemoConfig, k: int | None = None):
     """``GenRMReward`` over a CoT judge checkpoint (``k`` votes per order, default ``reward_k``; both orders)."""
-    from genrm_plugin.backends.factory import BackendConfig, load_backend
     from genrm_plugin.demo.judges import judge_config
     from genrm_plugin.judge import GenerativeJudge
     from genrm_plugin.reward import GenRMReward, RewardConfig
 
-    judge = GenerativeJudge(load_backend(BackendConfig(model=str(judge_model), batch_size=128)),
-                            judge_config(config, "cot", k=k or config.reward_k))
+    judge = GenerativeJudge(load_demo_backend(judge_model, config), judge_config(config, "cot", k=k or config.reward_k))
     return GenRMReward(judge, RewardConfig(reference_column="reference", name="genrm"))
 
 
 def best_of_n_curve(policy_model: Path, judge_model: Path, config: DemoConfig) -> dict[str, Any]:
     """Task accuracy of Best-of-N (judge) vs random and oracle picks, for N = 1, 2, 4, ..., ``bon_n``."""
-    from genrm_plugin.backends.factory import BackendConfig, load_backend
     from genrm_plugin.bon import best_of_n
 
-    backend = load_backend(BackendConfig(model=str(policy_model), batch_size=128))
+    backend = load_demo_backend(policy_model, config)
     items = problems(config.bon_problems, config.seed + 11)
     candidates = sample_answers(backend, items, config.bon_n, seed=config.seed + 1)
     references = [group[0] for group in sample_answers(backend, items, 1, seed=0, temperature=0.0)]
@@ -110,11 +107,10 @@ def run_grpo(policy_model: Path, judge_model: Path, config: DemoConfig, out_dir:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from genrm_plugin.backends.factory import BackendConfig, load_backend
 
     prompts_per_step = 2
     items = problems(config.grpo_steps * prompts_per_step, config.seed + 13)
-    backend = load_backend(BackendConfig(model=str(policy_model), batch_size=128))
+    backend = load_demo_backend(policy_model, config)
     references = [g[0] for g in sample_answers(backend, items, 1, seed=0, temperature=0.0)]
     dataset = Dataset.from_list([
         {"prompt": [{"role": "user", "content": p.question}], "reference": ref} for p, ref in zip(items, references)
