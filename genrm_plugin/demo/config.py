@@ -30,6 +30,7 @@ class DemoConfig:
         base_error_rate: share of flawed solutions and recomputations in the base corpus (the
             base model is a sloppy solver and checker, as a pretrained model would be).
         seed_rationales: teacher critiques (correct rationales with verdicts) for the warm start.
+        seed_epochs: passes of the warm start over the seed critiques.
         train_pairs: in-distribution preference pairs the judges train on (STaR: split across
             iterations).
         label_noise: share of training pairs whose label is flipped (annotator disagreement).
@@ -61,11 +62,12 @@ class DemoConfig:
     seed: int = 0
     hidden_size: int = 128
     num_layers: int = 3
-    base_steps: int = 1500
+    base_steps: int = 1200
     base_batch_size: int = 32
     base_learning_rate: float = 3e-3
     base_error_rate: float = 0.3
     seed_rationales: int = 64
+    seed_epochs: float = 3.0
     train_pairs: int = 512
     label_noise: float = 0.05
     eval_pairs: int = 128
@@ -102,7 +104,7 @@ class DemoConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"DemoConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("base_learning_rate", "judge_learning_rate", "dpo_learning_rate", "grpo_learning_rate", "dpo_beta"):
+        for name in ("seed_epochs", "base_learning_rate", "judge_learning_rate", "dpo_learning_rate", "grpo_learning_rate", "dpo_beta"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DemoConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.hidden_size % 32:

@@ -67,7 +67,7 @@ def warm_start(config: DemoConfig, base: Path, run_dir: Path) -> tuple[Path, dic
         return path, json.loads(info_file.read_text())
     rows = seed_rows(AutoTokenizer.from_pretrained(base), config.seed_rationales, config.seed, TEMPLATE)
     train = train_config(config, batch_size=8)
-    train.num_train_epochs = 4.0  # a small seed set: a few passes to learn the verdict protocol
+    train.num_train_epochs = config.seed_epochs  # a small seed set: a few passes to learn the verdict protocol
     model, tokenizer, result = train_sft(str(base), rows, run_dir / "warm-start-trainer", train,
                                          config.judge_learning_rate, config.seed)
     tmp = path.with_name(path.name + ".tmp")
