@@ -87,6 +87,10 @@ def test_quick_preset_and_validation():
         DemoConfig(label_noise=0.7)
     with pytest.raises(ValueError, match="DemoConfig.dpo_learning_rate"):
         DemoConfig(dpo_learning_rate=0)
+    with pytest.raises(ValueError, match="DemoConfig.seed_epochs"):
+        DemoConfig(seed_epochs=0)
+    with pytest.raises(ValueError, match="DemoConfig.generation_batch_size"):
+        DemoConfig(generation_batch_size=0)
 
 
 def test_cli_flags_and_yaml(tmp_path):
