@@ -48,7 +48,6 @@ def accuracy(items: Sequence[Problem], answers: Sequence[Sequence[str]]) -> floa
 
 def policy_accuracy(model: str | Path, config: DemoConfig) -> float:
     """Sampled (T=1) accuracy of the policy at ``model`` on the fixed policy evaluation problems."""
-
     backend = load_demo_backend(model, config)
     items = problems(config.policy_eval_problems, config.seed + 7)
     return accuracy(items, sample_answers(backend, items, config.policy_eval_samples, seed=config.seed))
@@ -106,7 +105,6 @@ def run_grpo(policy_model: Path, judge_model: Path, config: DemoConfig, out_dir:
     """GRPO of the base policy with ``GenRMReward``; the trained policy lands in ``out_dir/policy``."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
-
 
     prompts_per_step = 2
     items = problems(config.grpo_steps * prompts_per_step, config.seed + 13)
