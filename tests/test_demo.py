@@ -112,3 +112,12 @@ def test_length_sorted_steps_keeps_each_steps_rows_and_sorts_them():
         lengths = [len(r["prompt"]) + len(r["completion"]) for r in step]
         assert lengths == sorted(lengths)
     assert ordered != rows
+
+
+def test_demo_judges_corpus_and_seed_rows_share_the_worlds_prompt():
+    from genrm_plugin.demo.base_model import TEMPLATE
+    from genrm_plugin.demo.judges import judge_config
+    from genrm_plugin.toy.world import ANSWER_PATTERN, prompt_config
+
+    assert judge_config(DemoConfig()).prompt() == prompt_config(TEMPLATE)
+    assert prompt_config(TEMPLATE).answer_pattern == ANSWER_PATTERN and prompt_config(TEMPLATE).template == TEMPLATE

@@ -272,6 +272,8 @@ def test_rows_over_max_length_are_counted(tiny_model_and_tokenizer):
     assert count_over_length(tokenizer, rows, max(lengths)) == 0
     assert count_over_length(tokenizer, rows, min(lengths)) == 1
     assert count_over_length(tokenizer, rows, min(lengths) - 1) == 2
+    with pytest.raises(ValueError, match=r"training row 1 has none of the response columns.*\['answer', 'prompt'\]"):
+        count_over_length(tokenizer, [rows[0], {"prompt": "p", "answer": "a"}], 100)
 
 
 def test_seed_rationale_names_the_right_candidate():

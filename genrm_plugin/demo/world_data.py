@@ -17,8 +17,7 @@ from typing import Any
 
 from genrm_plugin.data import PreferencePair, to_judge_examples
 from genrm_plugin.recipes.examples import judge_prompt
-from genrm_plugin.prompts import PromptConfig
-from genrm_plugin.toy.world import ANSWER_PATTERN, WorldPair, judge_rationale, make_pairs, parse_question
+from genrm_plugin.toy.world import WorldPair, judge_rationale, make_pairs, parse_question, prompt_config
 
 SPLIT_FILES = {"train": "train.jsonl", "id": "eval_id.jsonl", "ood": "eval_ood.jsonl"}
 
@@ -53,7 +52,7 @@ def seed_rows(tokenizer: Any, n: int, seed: int, template: str) -> list[dict[str
     for example in to_judge_examples(pairs, seed=seed, shuffle=True):
         problem = parse_question(example.prompt)
         rows.append({
-            "prompt": judge_prompt(tokenizer, example, "cot", PromptConfig(template=template, answer_pattern=ANSWER_PATTERN)),
+            "prompt": judge_prompt(tokenizer, example, "cot", prompt_config(template)),
             "completion": judge_rationale(problem, example.answer_a, example.answer_b),
         })
     return rows

@@ -127,8 +127,12 @@ def count_over_length(tokenizer: Any, rows: list[dict], max_length: int | None) 
         return 0
     eos = tokenizer.eos_token or ""
     responses = ("completion", "chosen", "rejected")
-    owners, texts = zip(*[(i, row["prompt"] + row[k] + eos) for i, row in enumerate(rows) for k in responses if k in row])
+    missing = next((i for i, row in enumerate(rows) if not any(k in row for k in responses)), None)
+    if missing is not None:
+        raise ValueError(f"training row {missing} has none of the response columns {responses}: {sorted(rows[missing])}")
+    owners = [i for i, row in enumerate(rows) for k in responses if k in row]
+    texts = [row["prompt"] + row[k] + eos for row in rows for k in responses if k in row]
     longest = [0] * len(rows)
-    for i, ids in zip(owners, tokenizer(list(texts))["input_ids"]):  # one batched call: the fast tokenizer's threads
+    for i, ids in zip(owners, tokenizer(texts)["input_ids"]):  # one batched call: the fast tokenizer's threads
         longest[i] = max(longest[i], len(ids))
     return sum(n > max_length for n in longest)

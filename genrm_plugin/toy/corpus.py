@@ -20,9 +20,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from genrm_plugin.prompts import PromptConfig, judge_messages, render_messages
+from genrm_plugin.prompts import judge_messages, render_messages
 from genrm_plugin.toy.world import (
-    ANSWER_PATTERN, MISTAKES, SPLITS, Problem, critique, noisy_solution, sample_problem, solution,
+    MISTAKES, SPLITS, Problem, critique, noisy_solution, prompt_config, sample_problem, solution,
 )
 
 
@@ -34,8 +34,7 @@ def policy_prompt(tokenizer: Any, question: str) -> str:
 def check_prompt(tokenizer: Any, question: str, answer_a: str, answer_b: str, template: str = "tiny") -> str:
     """The judge's CoT prompt, exactly as :class:`~genrm_plugin.judge.GenerativeJudge` renders it
     with the world's ``answer_pattern`` (the candidates' final answers)."""
-    config = PromptConfig(template=template, answer_pattern=ANSWER_PATTERN)
-    return render_messages(tokenizer, judge_messages(question, answer_a, answer_b, "cot", config=config))
+    return render_messages(tokenizer, judge_messages(question, answer_a, answer_b, "cot", config=prompt_config(template)))
 
 
 def candidate_pair(problem: Problem, rng: random.Random) -> tuple[str, str]:

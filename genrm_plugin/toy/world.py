@@ -17,12 +17,13 @@ and so are preference pairs, judge rationales and their faithfulness.
   then per candidate its answer, the recomputed result and the two compared digit by digit, then
   the verdict, one per line (:func:`judge_rationale`).
 
-Why this shape (measured on the tiny base model, 1500 x 32 corpus rows): copying whole candidate
-traces out of the prompt failed (the model copied its own recomputation instead), and so did a
-one-step ``85=85 Y`` equality of multi-digit numbers (no better than chance). Fixed-width results
-put every copied digit at a fixed offset (copies: 99-100% right), and comparing digit pairs
-(``88y 54n``) is what a small model learns fastest.
 * :func:`rationale_faithful` checks a rationale's intermediate result, not just its verdict.
+
+Why this shape (measured on the demo's tiny base model): copying whole candidate traces out of
+the prompt failed (the model copied its own recomputation instead), and so did a one-step
+``85=85 Y`` equality of multi-digit numbers (no better than chance). Fixed-width results put
+every copied digit at a fixed offset (copies: 99-100% right), and comparing digit pairs
+(``88y 54n``) is what a small model learns fastest.
 """
 
 from __future__ import annotations
@@ -160,10 +161,15 @@ def answer_value(answer: str) -> int | None:
     return int(numbers[-1]) if numbers else None
 
 
+def prompt_config(template: str = "tiny") -> PromptConfig:
+    """The world's judge prompt: ``template`` and the candidates' final answers (:data:`ANSWER_PATTERN`)."""
+    return PromptConfig(template=template, answer_pattern=ANSWER_PATTERN)
+
+
 def shown_answer(answer: str) -> str:
     """What a judge with :data:`ANSWER_PATTERN` is shown of ``answer`` ("" when it states no result):
     the judges' own rule, :meth:`~genrm_plugin.prompts.PromptConfig.shown_answer`."""
-    return PromptConfig(answer_pattern=ANSWER_PATTERN).shown_answer(answer or "")
+    return prompt_config().shown_answer(answer or "")
 
 
 def digit_pairs(candidate: str, result: str) -> str:
