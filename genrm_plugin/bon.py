@@ -11,8 +11,16 @@ batches, one judge call per round):
   all-abstain pair counting 1/2; ties broken by the summed win probabilities) or ``bradley_terry``
   (log-strengths fitted to the pairwise probabilities by minorise-maximise iterations).
 
-An all-abstain comparison counts as a tie (probability 1/2); remaining ties in the final choice are
-broken at random with ``seed`` (so the first-listed candidate gets no advantage).
+Repeated answers: ``knockout`` and ``round_robin`` treat candidates with the same answer (identical
+text, or the same ``answer_key``, e.g. the final answer the judge is shown) as ONE candidate with a
+multiplicity: each distinct answer is judged once against each other one, so copies neither split
+nor inflate a score (a lone answer that wins one comparison by judge error gains one win, not one
+per copy of its opponent). The multiplicity breaks ties (in a match and in the final choice): the
+judge decides, self-consistency settles what the judge leaves even.
+
+An all-abstain comparison counts as a tie (:func:`genrm_plugin.reward.win_probability`); remaining
+ties in the final choice are broken at random with ``seed`` (so the first-listed candidate gets no
+advantage).
 
 For TRL's old ``BestOfNSampler(queries_to_scores=...)``, :class:`QueriesToScores` scores decoded
 "prompt + response" strings against the prompts' references.
@@ -24,10 +32,10 @@ import math
 import random
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from genrm_plugin.judge import GenerativeJudge
-from genrm_plugin.reward import GenRMReward, compare_unique, map_probability
+from genrm_plugin.reward import GenRMReward, compare_unique, win_probability
 
 STRATEGIES = ("reference", "knockout", "round_robin")
 AGGREGATIONS = ("copeland", "bradley_terry")
@@ -42,12 +50,15 @@ class BestOfNResult:
         scores: one float per candidate (meaning depends on the strategy, see the module docstring).
         comparisons: pairwise comparisons asked of the judge for this prompt.
         strategy: the strategy used.
+        multiplicity: per candidate, how many candidates share its answer (``knockout`` and
+            ``round_robin``; ``None`` for ``reference``).
     """
 
     index: int
     scores: list[float]
     comparisons: int
     strategy: str = "reference"
+    multiplicity: list[int] | None = None
 
 
 def best_of_n(
@@ -58,22 +69,57 @@ def best_of_n(
     references: Sequence[str] | None = None,
     seed: int = 0,
     aggregation: str = "copeland",
+    answer_key: Callable[[str], str] | None = None,
 ) -> list[BestOfNResult]:
-    """Choose the best of ``candidates[i]`` for each ``prompts[i]`` (see the module docstring)."""
+    """Choose the best of ``candidates[i]`` for each ``prompts[i]`` (see the module docstring).
+
+    ``answer_key``: candidates with the same key count as one candidate with a multiplicity in the
+    ``knockout`` and ``round_robin`` strategies (default: identical text; pass e.g.
+    ``JudgeConfig(...).prompt().shown_answer`` to group by the final answer the judge is shown).
+    """
     _check(prompts, candidates, strategy, references, aggregation)
     if strategy == "reference":
         return _reference(judge, prompts, candidates, references, seed)
+    groups = [AnswerGroups.of(c, answer_key) for c in candidates]
     if strategy == "knockout":
-        return _knockout(judge, prompts, candidates, seed)
-    return _round_robin(judge, prompts, candidates, seed, aggregation)
+        return _knockout(judge, prompts, groups, seed)
+    return _round_robin(judge, prompts, groups, seed, aggregation)
+
+
+@dataclass
+class AnswerGroups:
+    """One prompt's candidates grouped by answer: ``texts[g]`` stands for ``count[g]`` candidates."""
+
+    texts: list[str]
+    count: list[int]
+    group_of: list[int]
+
+    @classmethod
+    def of(cls, candidates: Sequence[str], answer_key: Callable[[str], str] | None) -> "AnswerGroups":
+        key_of = answer_key or (lambda text: text)
+        index: dict[str, int] = {}
+        texts, count, group_of = [], [], []
+        for text in candidates:
+            g = index.setdefault(key_of(text), len(texts))
+            if g == len(texts):
+                texts.append(text)
+                count.append(0)
+            count[g] += 1
+            group_of.append(g)
+        return cls(texts, count, group_of)
+
+    def result(self, group_scores: Sequence[float], winner: int, comparisons: int, strategy: str) -> BestOfNResult:
+        """The chosen group's first candidate; every candidate gets its group's score."""
+        return BestOfNResult(self.group_of.index(winner), [group_scores[g] for g in self.group_of], comparisons, strategy,
+                             multiplicity=[self.count[g] for g in self.group_of])
 
 
 def _p(pref) -> float:
-    return 0.5 if pref.p_a is None else pref.p_a
+    return win_probability(pref, required=True)  # an all-abstain comparison is a tie
 
 
-def _argmax(scores: Sequence[float], rng: random.Random, secondary: Sequence[float] | None = None) -> int:
-    keys = [(s, secondary[i] if secondary else 0.0) for i, s in enumerate(scores)]
+def _argmax(scores: Sequence[float], rng: random.Random, *tie_breaks: Sequence[float]) -> int:
+    keys = [(s, *(t[i] for t in tie_breaks)) for i, s in enumerate(scores)]
     best = max(keys)
     return rng.choice([i for i, k in enumerate(keys) if k == best])
 
@@ -92,43 +138,43 @@ def _reference(judge, prompts, candidates, references, seed) -> list[BestOfNResu
     ]
 
 
-def _knockout(judge, prompts, candidates, seed) -> list[BestOfNResult]:
+def _knockout(judge, prompts, groups: list[AnswerGroups], seed) -> list[BestOfNResult]:
     rngs = [random.Random(f"{seed}|{i}") for i in range(len(prompts))]
     brackets = []
-    for rng, cands in zip(rngs, candidates):
-        order = list(range(len(cands)))
+    for rng, grouped in zip(rngs, groups):
+        order = list(range(len(grouped.texts)))
         rng.shuffle(order)
         brackets.append(order)
-    wins = [[0.0] * len(c) for c in candidates]
+    wins = [[0.0] * len(g.texts) for g in groups]
     round_index = 0
     while any(len(b) > 1 for b in brackets):
         matches = [(i, b[k], b[k + 1]) for i, b in enumerate(brackets) for k in range(0, len(b) - 1, 2)]
         prefs, _ = compare_unique(
-            judge, [prompts[i] for i, _, _ in matches], [candidates[i][a] for i, a, _ in matches],
-            [candidates[i][b] for i, _, b in matches], seed=seed + round_index,
+            judge, [prompts[i] for i, _, _ in matches], [groups[i].texts[a] for i, a, _ in matches],
+            [groups[i].texts[b] for i, _, b in matches], seed=seed + round_index,
         )
         winners: dict[int, list[int]] = {i: [] for i in range(len(brackets))}
         for (i, a, b), pref in zip(matches, prefs):
-            p = _p(pref)
-            w = a if p > 0.5 else b if p < 0.5 else rngs[i].choice((a, b))
+            p, count = _p(pref), groups[i].count
+            w = a if p > 0.5 else b if p < 0.5 else a if count[a] > count[b] else b if count[b] > count[a] else rngs[i].choice((a, b))
             wins[i][w] += 1.0
             winners[i].append(w)
         brackets = [winners[i] + (b[-1:] if len(b) % 2 else []) if len(b) > 1 else b for i, b in enumerate(brackets)]
         round_index += 1
-    return [BestOfNResult(b[0], w, len(w) - 1, "knockout") for b, w in zip(brackets, wins)]
+    return [g.result(w, b[0], len(w) - 1, "knockout") for g, b, w in zip(groups, brackets, wins)]
 
 
-def _round_robin(judge, prompts, candidates, seed, aggregation) -> list[BestOfNResult]:
-    matches = [(i, a, b) for i, cands in enumerate(candidates) for a, b in combinations(range(len(cands)), 2)]
+def _round_robin(judge, prompts, groups: list[AnswerGroups], seed, aggregation) -> list[BestOfNResult]:
+    matches = [(i, a, b) for i, g in enumerate(groups) for a, b in combinations(range(len(g.texts)), 2)]
     prefs, _ = compare_unique(
-        judge, [prompts[i] for i, _, _ in matches], [candidates[i][a] for i, a, _ in matches],
-        [candidates[i][b] for i, _, b in matches], seed=seed,
+        judge, [prompts[i] for i, _, _ in matches], [groups[i].texts[a] for i, a, _ in matches],
+        [groups[i].texts[b] for i, _, b in matches], seed=seed,
     )
-    matrices = [[[0.5] * len(c) for _ in c] for c in candidates]
+    matrices = [[[0.5] * len(g.texts) for _ in g.texts] for g in groups]
     for (i, a, b), pref in zip(matches, prefs):
         matrices[i][a][b], matrices[i][b][a] = _p(pref), 1.0 - _p(pref)
     results = []
-    for i, m in enumerate(matrices):
+    for i, (m, grouped) in enumerate(zip(matrices, groups)):
         n = len(m)
         borda = [sum(m[a][b] for b in range(n) if b != a) for a in range(n)]
         if aggregation == "copeland":
@@ -136,8 +182,8 @@ def _round_robin(judge, prompts, candidates, seed, aggregation) -> list[BestOfNR
                       for a in range(n)]
         else:
             scores = bradley_terry(m)
-        index = _argmax(scores, random.Random(f"{seed}|{i}"), borda)
-        results.append(BestOfNResult(index, scores, n * (n - 1) // 2, "round_robin"))
+        winner = _argmax(scores, random.Random(f"{seed}|{i}"), grouped.count, borda)
+        results.append(grouped.result(scores, winner, n * (n - 1) // 2, "round_robin"))
     return results
 
 
@@ -167,7 +213,7 @@ def bradley_terry(p: Sequence[Sequence[float]], prior: float = 0.01, iterations:
 class QueriesToScores:
     """A ``queries_to_scores`` callable for TRL's (pre-1.0) ``BestOfNSampler``: it receives decoded
     "prompt + response" strings and returns one float per string, the reward of the response against
-    its prompt's reference (an all-abstain judgment scores as a tie, p = 1/2).
+    its prompt's reference (:meth:`GenRMReward.item_scores`: an all-abstain judgment gets the stand-in).
 
     Args:
         reward: the :class:`GenRMReward` (judge, mapping, ``reference_fn``).
@@ -196,9 +242,7 @@ class QueriesToScores:
             references = [self.reference_of[p] for p in prompts]
         else:
             references = self.reward.references_for(prompts, prompts, {})
-        prefs = self.reward.preferences(prompts, responses, references)
-        cfg = self.reward.config
-        return [map_probability(_p(p), cfg.mapping, cfg.logit_clip) for p in prefs]
+        return [s.reward for s in self.reward.item_scores(self.reward.preferences(prompts, responses, references))]
 
 
 def _check(prompts: Sequence[str], candidates: Sequence[Sequence[Any]], strategy: str, references, aggregation) -> None:

@@ -11,12 +11,14 @@ are judged once.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 from genrm_plugin.backends.base import JudgeBackend, SamplingConfig
-from genrm_plugin.prompts import PromptConfig, judge_messages, parse_verdict, verdict_text
-from genrm_plugin.votes import ADAPTIVE_RULES, Preference, VoteCount, combine_orders, is_decided
+from genrm_plugin.prompts import TEMPLATES, PromptConfig, judge_messages, parse_verdict, verdict_text
+from genrm_plugin.votes import (
+    ADAPTIVE_RULES, Preference, VoteCount, combine_orders, combine_probabilities, flip_label, is_decided,
+)
 
 JUDGE_MODES = ("cot", "no_cot")
 
@@ -41,14 +43,14 @@ class JudgeConfig:
         temperature, top_p, top_k, max_new_tokens: sampling (paper: T=1.0, top-p 0.95).
     """
 
-    mode: str = "cot"
+    mode: str = field(default="cot", metadata={"choices": JUDGE_MODES})
     k: int = 8
     swap: bool = True
-    adaptive: str = "off"
+    adaptive: str = field(default="off", metadata={"choices": ADAPTIVE_RULES})
     confidence: float = 0.95
     round_size: int = 2
     seed: int = 0
-    template: str = "mt_bench"
+    template: str = field(default="mt_bench", metadata={"choices": TEMPLATES})
     answer_pattern: str | None = None
     temperature: float = 1.0
     top_p: float = 0.95
@@ -112,15 +114,16 @@ class GenerativeJudge:
         _check_inputs(prompts, answers_a, answers_b, hints)
         orders = [(p, a, b, h) for p, a, b, h in zip(prompts, answers_a, answers_b, hints or [None] * len(prompts))]
         if cfg.swap:
-            flipped = [(p, b, a, _flip(h)) for p, a, b, h in orders]
+            flipped = [(p, b, a, flip_label(h)) for p, a, b, h in orders]
         prompt_mode = "rationalize" if hints is not None else ("no_cot" if cfg.mode == "no_cot" else "cot")
         render = lambda q, a, b, h: self.backend.render(  # noqa: E731
             judge_messages(q, a, b, mode=prompt_mode, correct=h, config=cfg.prompt())
         )
         texts = [render(*o) for o in orders] + ([render(*o) for o in flipped] if cfg.swap else [])
         if cfg.mode == "no_cot" and hints is None:
-            counts_or_probs = self._verdict_probabilities(texts)
-            return _combine_probabilities(counts_or_probs, len(orders), cfg.swap)
+            probs = self._verdict_probabilities(texts)
+            n = len(orders)
+            return [combine_probabilities(probs[i], probs[n + i] if cfg.swap else None, cfg.swap) for i in range(n)]
         counts = self._vote(texts, cfg)
         n = len(orders)
         return [combine_orders(counts[i], counts[n + i] if cfg.swap else None) for i in range(n)]
@@ -155,28 +158,6 @@ def _softmax_first(logprobs: Sequence[float]) -> float:
     m = max(la, lb)
     ea, eb = math.exp(la - m), math.exp(lb - m)
     return ea / (ea + eb)
-
-
-def _combine_probabilities(probs: list[float], n: int, swap: bool) -> list[Preference]:
-    out = []
-    for i in range(n):
-        p1 = probs[i]
-        if not swap:
-            out.append(Preference(p_a=p1, p_by_order=[p1]))
-            continue
-        p2 = 1.0 - probs[n + i]
-        w1, w2 = _side(p1), _side(p2)
-        consistent = (w1 == w2) if (w1 and w2) else None
-        out.append(Preference(p_a=(p1 + p2) / 2, consistent=consistent, p_by_order=[p1, p2]))
-    return out
-
-
-def _side(p: float) -> str | None:
-    return None if p == 0.5 else ("A" if p > 0.5 else "B")
-
-
-def _flip(hint: str | None) -> str | None:
-    return {"A": "B", "B": "A"}.get(hint) if hint is not None else None
 
 
 def _copy(count: VoteCount) -> VoteCount:

@@ -11,7 +11,11 @@ optimisation then maximises the probability of beating the reference distributio
 p is the judge's vote share (CoT, majority of K rationales) or verdict-token probability (no-CoT),
 swap-combined when the judge's config says so (see :mod:`genrm_plugin.votes`). Items where every
 vote abstained have no probability: their reward is ``None`` unless ``RewardConfig.abstain_p``
-supplies a stand-in probability. TRL (GRPO/RLOO) stores ``None`` as NaN: a completion that every
+supplies a stand-in probability; where a framework cannot take a missing number (PPO, OpenRLHF, veRL,
+Best-of-N, the server's ``/get_reward``) the stand-in is ``abstain_p``, else 1/2 (a tie with the
+reference). That rule lives in one place, :meth:`RewardConfig.probability`, and the mapping in
+:func:`map_probability`; every integration gets its numbers from :meth:`GenRMReward.reward_of` or
+:meth:`GenRMReward.item_scores`. TRL (GRPO/RLOO) stores ``None`` as NaN: a completion that every
 reward function left unscored is kept out of its group's baseline and gets zero advantage; next to
 other reward functions, a ``None`` adds 0 to the weighted sum.
 
@@ -41,17 +45,36 @@ import json
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from genrm_plugin.backends.base import SamplingConfig
+from genrm_plugin.conversation import prompt_text, response_text
 from genrm_plugin.judge import GenerativeJudge
 from genrm_plugin.votes import Preference, consistency_rate
 
 MAPPINGS = ("win_prob", "centered", "logit")
+TIE = 0.5  # the stand-in probability of an all-abstain item where a number is required
 # Keyword arguments TRL passes that are not dataset columns.
 TRAINER_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments", "completion_ids_list")
+
+
+@dataclass
+class ItemScore:
+    """One judged item as numbers, for frameworks that need a number for every item.
+
+    Fields:
+        score: P(response > reference) in [0, 1] (the stand-in probability if abstained).
+        reward: ``score`` under the reward's mapping (``win_prob``, ``centered`` or ``logit``).
+        abstained: every vote abstained (``score`` is the stand-in).
+        consistent: both answer orders named the same winner (``None``: undefined).
+    """
+
+    score: float
+    reward: float
+    abstained: bool
+    consistent: bool | None
 
 
 @dataclass
@@ -71,7 +94,7 @@ class RewardConfig:
         log_completions: send the per-completion P(win) to TRL's completions table (``log_extra``).
     """
 
-    mapping: str = "win_prob"
+    mapping: str = field(default="win_prob", metadata={"choices": MAPPINGS})
     logit_clip: float = 5.0
     reference_column: str = "reference"
     reference_cache: str | None = None
@@ -89,11 +112,26 @@ class RewardConfig:
         if not self.name:
             raise ValueError("RewardConfig.name must be a non-empty string")
 
+    def probability(self, preference: Preference, required: bool = False) -> float | None:
+        """P(A > B) of ``preference`` with the abstention rule applied: the judge's probability; else
+        ``abstain_p``; else ``None``, or 1/2 (a tie) when ``required`` (the caller needs a number)."""
+        return win_probability(preference, self.abstain_p, required)
+
     def bounds(self) -> tuple[float, float]:
         """The range of rewards under this mapping."""
         return {"win_prob": (0.0, 1.0), "centered": (-1.0, 1.0)}.get(
             self.mapping, (-self.logit_clip, self.logit_clip)
         )
+
+
+def win_probability(preference: Preference, abstain_p: float | None = None, required: bool = False) -> float | None:
+    """The one rule for abstentions: the judge's P(A > B); else ``abstain_p``; else ``None``, or 1/2
+    (a tie) when ``required`` (the caller cannot take a missing number)."""
+    if preference.p_a is not None:
+        return preference.p_a
+    if abstain_p is not None:
+        return abstain_p
+    return TIE if required else None
 
 
 def map_probability(p: float, mapping: str = "win_prob", logit_clip: float = 5.0) -> float:
@@ -109,44 +147,6 @@ def map_probability(p: float, mapping: str = "win_prob", logit_clip: float = 5.0
             return logit_clip
         return max(-logit_clip, min(logit_clip, math.log(p / (1.0 - p))))
     raise ValueError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
-
-
-# -- TRL formats -> judge text ------------------------------------------------------------------
-def message_text(content: Any, field: str, row: int) -> str:
-    """Text of a chat message's ``content`` (a string or a list of ``{"type": "text"}`` blocks)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(b, dict) for b in content):
-        return "".join(b.get("text", "") for b in content if b.get("type", "text") == "text")
-    raise TypeError(f"{field}[{row}]: message content must be a string or text blocks, got {type(content).__name__}")
-
-
-def completion_text(completion: Any, field: str, row: int) -> str:
-    """A completion (or reference) as text: a string, or the contents of a list of chat messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict) and "content" in completion:
-        completion = [completion]
-    if isinstance(completion, list) and all(isinstance(m, dict) for m in completion):
-        return "\n".join(message_text(m.get("content", ""), field, row) for m in completion)
-    raise TypeError(
-        f"{field}[{row}] must be a string or a list of chat messages, got {type(completion).__name__}"
-    )
-
-
-def prompt_text(prompt: Any, row: int, field: str = "prompts") -> str:
-    """The question the judge sees: a plain prompt, or a conversation's single user turn, or a
-    ``Role: content`` transcript for longer conversations (system prompts included)."""
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list) and prompt and all(isinstance(m, dict) for m in prompt):
-        if len(prompt) == 1 and prompt[0].get("role") == "user":
-            return message_text(prompt[0].get("content", ""), field, row)
-        return "\n\n".join(
-            f"{str(m.get('role', 'user')).capitalize()}: {message_text(m.get('content', ''), field, row)}"
-            for m in prompt
-        )
-    raise TypeError(f"{field}[{row}] must be a string or a non-empty list of chat messages, got {type(prompt).__name__}")
 
 
 # -- references ---------------------------------------------------------------------------------
@@ -263,10 +263,20 @@ class GenRMReward:
         self.last_metrics = _metrics(prefs, judged, time.perf_counter() - start)
         return prefs
 
-    def reward_of(self, preference: Preference) -> float | None:
-        """The reward for one preference (A = the completion), ``None`` if it has no probability."""
-        p = preference.p_a if preference.p_a is not None else self.config.abstain_p
+    def reward_of(self, preference: Preference, required: bool = False) -> float | None:
+        """The reward for one preference (A = the completion); ``None`` if it has no probability and
+        ``required`` is off (see :meth:`RewardConfig.probability`)."""
+        p = self.config.probability(preference, required)
         return None if p is None else map_probability(p, self.config.mapping, self.config.logit_clip)
+
+    def item_scores(self, preferences: Sequence[Preference]) -> list[ItemScore]:
+        """A number for every preference (A = the response): PPO, OpenRLHF, veRL and the server."""
+        out = []
+        for pref in preferences:
+            p = self.config.probability(pref, required=True)
+            mapped = map_probability(p, self.config.mapping, self.config.logit_clip)
+            out.append(ItemScore(p, mapped, pref.p_a is None, pref.consistent))
+        return out
 
     # -- TRL convention -------------------------------------------------------------------------
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids=None, **kwargs: Any):
@@ -274,8 +284,8 @@ class GenRMReward:
         columns as keyword arguments (the reference column among them), ``log_metric``/``log_extra``
         when the trainer passes them. Returns one reward (or ``None``) per completion."""
         _check_lengths({"prompts": prompts, "completions": completions})
-        questions = [prompt_text(p, i) for i, p in enumerate(prompts)]
-        answers = [completion_text(c, "completions", i) for i, c in enumerate(completions)]
+        questions = [prompt_text(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        answers = [response_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
         references = self.references_for(prompts, questions, kwargs)
         prefs = self.preferences(questions, answers, references)
         self.report(prefs, kwargs.get("log_metric"), kwargs.get("log_extra"))
@@ -287,7 +297,7 @@ class GenRMReward:
         if name in columns:
             values = columns[name]
             _check_lengths({"prompts": prompts, name: values})
-            return [completion_text(v, name, i) for i, v in enumerate(values)]
+            return [response_text(v, f"{name}[{i}]") for i, v in enumerate(values)]
         if self.reference_fn is None:
             available = sorted(k for k in columns if k not in TRAINER_KWARGS)
             raise KeyError(
@@ -300,7 +310,7 @@ class GenRMReward:
             generated = self.reference_fn(list(missing.values()))
             if len(generated) != len(missing):
                 raise ValueError(f"reference_fn returned {len(generated)} references for {len(missing)} prompts")
-            texts = [completion_text(g, "reference_fn output", i) for i, g in enumerate(generated)]
+            texts = [response_text(g, f"reference_fn output[{i}]") for i, g in enumerate(generated)]
             self.references.update(list(missing), texts)
         return [self.references[q] for q in questions]
 

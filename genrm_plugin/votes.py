@@ -123,31 +123,64 @@ class Preference:
         return self.p_a is None
 
 
-def combine_orders(first: VoteCount, swapped: VoteCount | None = None) -> Preference:
-    """A :class:`Preference` from the votes of the original order and (optionally) the swapped one."""
-    p1 = first.probability()
-    if swapped is None:
-        return Preference(
-            p_a=p1, votes_a=first.a, votes_b=first.b, abstain=first.abstain, votes_used=first.total,
-            p_by_order=[p1], rationales=list(first.rationales),
-        )
-    p2_raw = swapped.probability()
-    p2 = None if p2_raw is None else 1.0 - p2_raw
-    known = [p for p in (p1, p2) if p is not None]
-    p = sum(known) / len(known) if known else None
-    w1 = first.winner()
-    w2 = {"A": "B", "B": "A"}.get(swapped.winner() or "")
-    consistent = (w1 == w2) if (w1 is not None and w2 is not None) else None
+def flip_label(label: str | None) -> str | None:
+    """The other answer's label ("A" <-> "B"); ``None`` stays ``None``."""
+    return {"A": "B", "B": "A"}.get(label) if label is not None else None
+
+
+def flip_probability(p: float | None) -> float | None:
+    """P(A > B) seen from the other side: 1 - p (``None`` stays ``None``)."""
+    return None if p is None else 1.0 - p
+
+
+def side(p: float | None) -> str | None:
+    """The answer a probability favours: "A" above 1/2, "B" below, ``None`` at 1/2 or without one."""
+    return None if p is None or p == 0.5 else ("A" if p > 0.5 else "B")
+
+
+def flip_preference(pref: Preference) -> Preference:
+    """The same judgment with the answers' labels exchanged (A <-> B); rationales are dropped."""
     return Preference(
-        p_a=p,
-        votes_a=first.a + swapped.b,
-        votes_b=first.b + swapped.a,
-        abstain=first.abstain + swapped.abstain,
-        votes_used=first.total + swapped.total,
-        consistent=consistent,
-        p_by_order=[p1, p2],
-        rationales=list(first.rationales) + list(swapped.rationales),
+        p_a=flip_probability(pref.p_a),
+        votes_a=pref.votes_b,
+        votes_b=pref.votes_a,
+        abstain=pref.abstain,
+        votes_used=pref.votes_used,
+        consistent=pref.consistent,
+        p_by_order=[flip_probability(p) for p in reversed(pref.p_by_order)],
     )
+
+
+def combine_probabilities(p_first: float | None, p_swapped: float | None = None, swapped: bool = False) -> Preference:
+    """A :class:`Preference` from P(first shown wins) in each order judged.
+
+    ``p_first`` is P(A > B) with A shown first; ``p_swapped`` is P(first shown wins) in the swapped
+    order (B shown first), as the judge reported it (flipped here). Without ``swapped`` only the
+    first order counts. One order without a probability leaves the other's; none leaves ``None``.
+    """
+    if not swapped:
+        return Preference(p_a=p_first, p_by_order=[p_first])
+    p_second = flip_probability(p_swapped)
+    known = [p for p in (p_first, p_second) if p is not None]
+    w1, w2 = side(p_first), side(p_second)
+    return Preference(
+        p_a=sum(known) / len(known) if known else None,
+        consistent=(w1 == w2) if (w1 is not None and w2 is not None) else None,
+        p_by_order=[p_first, p_second],
+    )
+
+
+def combine_orders(first: VoteCount, swapped: VoteCount | None = None) -> Preference:
+    """A :class:`Preference` from the votes of the original order and (optionally) the swapped one
+    (probabilities combined by :func:`combine_probabilities`; counts in the original labelling)."""
+    pref = combine_probabilities(first.probability(), None if swapped is None else swapped.probability(), swapped is not None)
+    orders = [first] if swapped is None else [first, swapped]
+    pref.votes_a = first.a + (swapped.b if swapped is not None else 0)
+    pref.votes_b = first.b + (swapped.a if swapped is not None else 0)
+    pref.abstain = sum(c.abstain for c in orders)
+    pref.votes_used = sum(c.total for c in orders)
+    pref.rationales = [r for c in orders for r in c.rationales]
+    return pref
 
 
 def consistency_rate(preferences: list[Preference]) -> float | None:

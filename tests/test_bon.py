@@ -114,3 +114,39 @@ def test_best_of_n_with_tiny_model_judge(tiny_backend):
         out = best_of_n(judge, ["What is 2+3?"], [["5", "6", "2+3=5"]], strategy=strategy, references=["5"])
         assert 0 <= out[0].index < 3 and len(out[0].scores) == 3
         assert all(math.isfinite(s) for s in out[0].scores)
+
+
+def beats_table_judge(beats: set[tuple[str, str]]) -> GenerativeJudge:
+    """A judge that knows who beats whom by the ``x=N`` answer (pairs not listed: no verdict)."""
+
+    def answer(text: str) -> str:
+        return re.search(r"x=(\d+)", text).group(1)
+
+    def script(prompt, i):
+        _, a, b = split_judge_prompt(prompt)
+        pa, pb = answer(a), answer(b)
+        return "[[A]]" if (pa, pb) in beats else "[[B]]" if (pb, pa) in beats else "no idea"
+
+    return GenerativeJudge(ScriptedBackend(script), JudgeConfig(k=1))
+
+
+def test_round_robin_counts_repeated_answers_once():
+    # 12 copies of the right answer 49; the wrong 41 beats it once by judge error and loses to the rest.
+    beats = {("41", "49"), ("49", "40"), ("49", "48"), ("40", "41"), ("48", "41"), ("40", "48")}
+    candidates = [f"work {i} x=49" for i in range(12)] + ["x=41", "x=40", "x=48"]
+    key = lambda text: re.search(r"x=(\d+)", text).group(1)  # noqa: E731 - the final answer
+    out = best_of_n(beats_table_judge(beats), ["p"], [candidates], strategy="round_robin", answer_key=key)[0]
+    assert candidates[out.index].endswith("x=49")
+    assert out.comparisons == 6  # 4 distinct answers, each pair once
+    assert out.multiplicity[:12] == [12] * 12 and out.multiplicity[12:] == [1, 1, 1]
+    assert out.scores[0] == out.scores[11] == 2.0 and out.scores[12] == 1.0  # 41: one win, not one per copy
+    # without grouping by answer the copies are distinct texts: the lone 41 collects a win per copy
+    plain = best_of_n(beats_table_judge(beats), ["p"], [candidates], strategy="round_robin")[0]
+    assert candidates[plain.index] == "x=41"
+
+
+def test_knockout_ties_go_to_the_repeated_answer():
+    candidates = ["x=7"] * 5 + ["x=3"]  # the judge cannot separate them (abstains)
+    for seed in range(6):
+        out = best_of_n(beats_table_judge(set()), ["p"], [candidates], strategy="knockout", seed=seed)[0]
+        assert candidates[out.index] == "x=7" and out.comparisons == 1

@@ -150,7 +150,7 @@ def test_bad_input_errors_name_the_field():
         reward(["q", "q2"], ["a", "b"], reference=["r"])
     with pytest.raises(TypeError, match=r"completions\[1\] must be a string or a list of chat messages, got int"):
         reward(["q", "q"], ["a", 7], reference=["r", "r"])
-    with pytest.raises(TypeError, match=r"completions\[0\]: message content must be a string"):
+    with pytest.raises(TypeError, match=r"completions\[0\]\[0\]: message content must be a string"):
         reward(["q"], [[{"role": "assistant", "content": 3.5}]], reference=["r"])
     with pytest.raises(TypeError, match=r"prompts\[0\] must be a string"):
         reward([None], ["a"], reference=["r"])

@@ -95,9 +95,9 @@ def _pick(scores: Sequence[float], rng: random.Random) -> int:
 
 def world_accuracy(prompts, completions, **kwargs) -> list[float]:
     """A TRL reward function that only measures: 1.0 when the completion's result is the true sum."""
-    from genrm_plugin.reward import completion_text, prompt_text
+    from genrm_plugin.conversation import prompt_text, response_text
 
-    return [float(is_correct(prompt_text(p, i), completion_text(c, "completions", i)))
+    return [float(is_correct(prompt_text(p, f"prompts[{i}]"), response_text(c, f"completions[{i}]")))
             for i, (p, c) in enumerate(zip(prompts, completions))]
 
 

@@ -17,21 +17,7 @@ from dataclasses import asdict
 from typing import Any, Sequence
 
 from genrm_plugin.evals.runfolder import RunFolder
-from genrm_plugin.votes import Preference
-
-
-def flip_preference(pref: Preference) -> Preference:
-    """The same judgment with the answers' labels exchanged (A <-> B); rationales are dropped."""
-    by_order = [None if p is None else 1.0 - p for p in reversed(pref.p_by_order)]
-    return Preference(
-        p_a=None if pref.p_a is None else 1.0 - pref.p_a,
-        votes_a=pref.votes_b,
-        votes_b=pref.votes_a,
-        abstain=pref.abstain,
-        votes_used=pref.votes_used,
-        consistent=pref.consistent,
-        p_by_order=by_order,
-    )
+from genrm_plugin.votes import Preference, flip_preference
 
 
 class CachedJudge:

@@ -1,54 +1,15 @@
-"""What the OpenRLHF, veRL and server front ends share: building a reward from config files, and
-turning preferences into the plain numbers those frameworks require.
-
-Numbers for every item: OpenRLHF and veRL cannot take a missing reward, so an item where every
-judge vote abstained gets the win probability ``RewardConfig.abstain_p`` when set, else 1/2 (a tie
-with the reference, as in the TRL PPO adapter); it is flagged ``abstained`` and counted in the logs.
-"""
+"""What the OpenRLHF, veRL and server front ends share: building a reward from config files."""
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from genrm_plugin.votes import Preference
 
 CONFIG_ENV = "GENRM_CONFIG"
-TIE = 0.5
 _shared: dict[str, Any] = {}
 _shared_lock = threading.Lock()
-
-
-@dataclass
-class ItemScore:
-    """One judged item as numbers.
-
-    Fields:
-        score: P(response > reference) in [0, 1] (the stand-in probability if abstained).
-        reward: ``score`` under the reward's mapping (``win_prob``, ``centered`` or ``logit``).
-        abstained: every vote abstained (``score`` is the stand-in).
-        consistent: both answer orders named the same winner (``None``: undefined).
-    """
-
-    score: float
-    reward: float
-    abstained: bool
-    consistent: bool | None
-
-
-def numeric_scores(reward: Any, preferences: Sequence[Preference]) -> list[ItemScore]:
-    """:class:`ItemScore` per preference (A = the response) under ``reward``'s config."""
-    from genrm_plugin.reward import map_probability
-
-    cfg = reward.config
-    fill = cfg.abstain_p if cfg.abstain_p is not None else TIE
-    out = []
-    for pref in preferences:
-        p = pref.p_a if pref.p_a is not None else fill
-        out.append(ItemScore(p, map_probability(p, cfg.mapping, cfg.logit_clip), pref.p_a is None, pref.consistent))
-    return out
 
 
 def config_types() -> tuple[type, ...]:

@@ -32,8 +32,9 @@ from torch import nn
 from transformers import TrainerCallback
 from transformers.modeling_outputs import BaseModelOutput
 
-from genrm_plugin.reward import GenRMReward, completion_text, prompt_text
-from genrm_plugin.votes import Preference
+from genrm_plugin.conversation import prompt_text, response_text
+from genrm_plugin.reward import GenRMReward
+from genrm_plugin.votes import flip_preference
 
 METRIC_KEYS = ("win_prob", "abstain_rate", "position_consistency", "votes_used")
 
@@ -51,8 +52,8 @@ class PairwiseGenRMReward(GenRMReward):
         if len(prompts) % 2:
             raise ValueError(f"pairwise mode needs an even number of completions (OnlineDPO's 2*prompts), got {len(prompts)}")
         half = len(prompts) // 2
-        questions = [prompt_text(p, i) for i, p in enumerate(prompts)]
-        answers = [completion_text(c, "completions", i) for i, c in enumerate(completions)]
+        questions = [prompt_text(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        answers = [response_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
         for i in range(half):
             if questions[i] != questions[i + half]:
                 raise ValueError(
@@ -61,8 +62,7 @@ class PairwiseGenRMReward(GenRMReward):
                 )
         prefs = self.preferences(questions[:half], answers[:half], answers[half:])
         self.report(prefs, kwargs.get("log_metric"), kwargs.get("log_extra"))
-        flipped = [p if p.p_a is None else Preference(p_a=1.0 - p.p_a) for p in prefs]
-        return [self.reward_of(p) for p in prefs] + [self.reward_of(p) for p in flipped]
+        return [self.reward_of(p) for p in prefs] + [self.reward_of(flip_preference(p)) for p in prefs]
 
 
 @dataclass
@@ -108,7 +108,7 @@ class JudgeBackbone(nn.Module):
         self.reward = reward
         self.tokenizer = tokenizer
         self.prompts = list(prompts)
-        self.references = None if references is None else [completion_text(r, "references", i) for i, r in enumerate(references)]
+        self.references = None if references is None else [response_text(r, f"references[{i}]") for i, r in enumerate(references)]
         pad = tokenizer.pad_token_id
         # PPO hands the backbone pad ids as 0, so keys use 0 where a prompt holds the pad id.
         self.by_ids = {tuple(0 if t == pad else int(t) for t in ids): i for i, ids in enumerate(prompt_ids)}
@@ -141,15 +141,14 @@ class JudgeBackbone(nn.Module):
             for r, (ids, mask) in enumerate(zip(input_ids.tolist(), attention_mask.tolist()))
         ]
         raw_prompts = [self.prompts[i] for i, _ in rows]
-        questions = [prompt_text(p, r) for r, p in enumerate(raw_prompts)]
+        questions = [prompt_text(p, f"prompts[{r}]") for r, p in enumerate(raw_prompts)]
         if self.references is not None:
             references = [self.references[i] for i, _ in rows]
         else:
             references = self.reward.references_for(raw_prompts, questions, {})
         responses = [text for _, text in rows]
         prefs = self.reward.preferences(questions, responses, references)
-        tie = self.reward.reward_of(Preference(p_a=0.5))  # PPO cannot take a missing score
-        rewards = [tie if r is None else r for r in map(self.reward.reward_of, prefs)]
+        rewards = [s.reward for s in self.reward.item_scores(prefs)]  # PPO cannot take a missing score
         self.last_prompts, self.last_responses, self.last_rewards = raw_prompts, responses, rewards
         self.reward.report(prefs)
         values = torch.tensor(rewards, dtype=torch.float32, device=input_ids.device)

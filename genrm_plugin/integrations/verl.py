@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from genrm_plugin.integrations.common import numeric_scores
 
 
 @dataclass
@@ -70,7 +69,7 @@ class VerlReward:
             ref = info.get(self.config.reference_key)
             references.append(_text(ref, f"extra_infos[{i}][{self.config.reference_key!r}]") if ref is not None
                               else _text(ground_truths[i], f"ground_truths[{i}]"))
-        scores = numeric_scores(self.reward, self.reward.preferences(questions, responses, references))
+        scores = self.reward.item_scores(self.reward.preferences(questions, responses, references))
         return [{"score": s.reward, "win_prob": s.score, "abstained": float(s.abstained)} for s in scores]
 
     def _question(self, info: dict, row: int) -> str:

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from genrm_plugin.data import render_conversation
+from genrm_plugin.conversation import prompt_text, response_text
 from genrm_plugin.prompts import render_messages
 from genrm_plugin.recipes.context import RecipeContext, RecipeResult
 from genrm_plugin.recipes.trainers import train_reward
@@ -101,9 +101,8 @@ class BTScorer:
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
         """TRL reward-function convention: one float per completion.
 
-        Conversational prompts are rendered with :func:`genrm_plugin.data.render_conversation`;
-        conversational completions use the text of their messages.
+        Conversations become text by the rule of :mod:`genrm_plugin.conversation` (as in training rows).
         """
-        texts = [p if isinstance(p, str) else render_conversation(p, "prompts") for p in prompts]
-        answers = [c if isinstance(c, str) else "\n\n".join(m["content"] for m in c) for c in completions]
+        texts = [prompt_text(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        answers = [response_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
         return self.score(texts, answers)
