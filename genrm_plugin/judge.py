@@ -40,6 +40,9 @@ class JudgeConfig:
         template: judge prompt template (``mt_bench``, ``compact`` or ``tiny``).
         answer_pattern: show the judge only the final answer each candidate states (a regular
             expression, see :class:`~genrm_plugin.prompts.PromptConfig`); ``None``: whole answers.
+        system_prompt: replaces the template's system message (``None``: the template's own).
+        use_system_role: send the instructions as a system message; off: prepend them to the user
+            message (for chat templates without a system role). Not used by the ``tiny`` template.
         temperature, top_p, top_k, max_new_tokens: sampling (paper: T=1.0, top-p 0.95).
     """
 
@@ -52,6 +55,8 @@ class JudgeConfig:
     seed: int = 0
     template: str = field(default="mt_bench", metadata={"choices": TEMPLATES})
     answer_pattern: str | None = None
+    system_prompt: str | None = None
+    use_system_role: bool = True
     temperature: float = 1.0
     top_p: float = 0.95
     top_k: int = 0
@@ -77,7 +82,10 @@ class JudgeConfig:
         )
 
     def prompt(self) -> PromptConfig:
-        return PromptConfig(template=self.template, answer_pattern=self.answer_pattern)
+        return PromptConfig(
+            template=self.template, system_prompt=self.system_prompt, use_system_role=self.use_system_role,
+            answer_pattern=self.answer_pattern,
+        )
 
     def replace(self, **changes) -> "JudgeConfig":
         values = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -135,7 +135,7 @@ def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path
         order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot",
     )
     if mode is None:
-        from genrm_plugin.recipes.bt import BTScorer
+        from genrm_plugin.bt_scorer import BTScorer
 
         return evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
                                     judge_info={"model": str(model), "judge": "BTScorer"})

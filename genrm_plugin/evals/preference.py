@@ -8,7 +8,7 @@ Judges:
 * a **GenRM in no-CoT mode**: one verdict-token probability per order (only "maj@1");
 * a **Bradley-Terry reward model**: any :class:`RewardScorer`, i.e. a callable with TRL's
   reward-function convention ``scorer(prompts=[...], completions=[...]) -> list[float]``, such as
-  the recipes' :class:`~genrm_plugin.recipes.bt.BTScorer`; the chosen answer wins when it scores
+  the recipes' :class:`~genrm_plugin.bt_scorer.BTScorer`; the chosen answer wins when it scores
   higher (a NaN score abstains).
 
 Which answer is shown first is balanced (a seeded permutation puts the chosen answer first in

@@ -32,7 +32,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from genrm_plugin.prompts import PromptConfig
+from genrm_plugin.prompts import PromptConfig, verdict_text
 
 SPLITS = {"id": (2, 2), "ood": (3, 3)}
 MISTAKES = ("dropped_carry", "sum_slip", "copy_slip")
@@ -204,13 +204,12 @@ def judge_rationale(problem: Problem, answer_a: str, answer_b: str, worked: str 
 
     text_a, ok_a = check("A", answer_a)
     text_b, ok_b = check("B", answer_b)
-    verdict = "A" if ok_a or not ok_b else "B"
-    return f"Q: {worked}\n{text_a}\n{text_b}\n[[{verdict}]]"
+    return f"Q: {worked}\n{text_a}\n{text_b}\n" + verdict_text("A" if ok_a or not ok_b else "B")
 
 
 def critique(problem: Problem, answer_a: str, answer_b: str, worked: str | None = None) -> str:
     """:func:`judge_rationale` without the verdict: the checks a base model has seen, not the judging convention."""
-    return judge_rationale(problem, answer_a, answer_b, worked).rsplit("\n[[", 1)[0]
+    return judge_rationale(problem, answer_a, answer_b, worked).rsplit("\n", 1)[0]
 
 
 _RECOMPUTED_RE = re.compile(r"\s*Q:[^\n]*?>(\d+)")
