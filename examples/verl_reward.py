@@ -8,7 +8,10 @@
         data.train_files=train.parquet ...
 
 The batch manager sends a whole rollout batch in one judge call (use ``name=compute_score`` with the
-default naive manager for one call per response). Each response is judged against
+default naive manager for one call per response). veRL 0.9's trainer scores in its reward loop
+(``reward.custom_reward_function.*``, ``reward.reward_manager.name``; the keys above are migrated), which
+has no ``batch`` manager: there use ``name=compute_score`` with ``naive``, which calls it from its
+worker threads one response at a time. Each response is judged against
 ``extra_info["reference"]`` if the row has one, else ``ground_truth``; the question comes from
 ``extra_info["question"]`` (veRL does not pass prompts to reward functions). Returns dicts with
 ``score`` (the reward), ``win_prob`` in [0, 1] and ``abstained``; see
