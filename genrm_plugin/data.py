@@ -1,9 +1,11 @@
 """Preference data: load pairs from the common shapes, and turn them into judge examples.
 
-:func:`load_preferences` reads a local file (``.jsonl``, ``.json``, ``.parquet``; each may be
-gzipped, e.g. ``pairs.jsonl.gz``), a directory written by ``datasets.Dataset.save_to_disk``, or a
-``datasets`` name/directory (``load_dataset(source, split=...)``), and returns
-:class:`PreferencePair` rows. Accepted row shapes (anything else is an error naming the row):
+:func:`load_preferences` reads a local file (``.jsonl``, ``.json``, ``.parquet``, ``.csv`` with a
+header row; each may be gzipped, e.g. ``pairs.jsonl.gz``), a directory written by
+``datasets.Dataset.save_to_disk``, or a ``datasets`` name/directory (``load_dataset(source,
+split=...)``; ``name:config`` picks a dataset config, e.g. ``openai/gsm8k:main``), and returns
+:class:`PreferencePair` rows; ``columns`` renames source columns first (:func:`parse_columns` reads
+the ``source=target`` form the command line uses). Accepted row shapes (anything else is an error naming the row):
 
 * **pairs**: ``prompt``, ``chosen``, ``rejected`` strings (optional ``subset``, ``id``).
 * **RewardBench**: the same fields plus ``subset`` (and ``id``, ``chosen_model``, ...; extra
@@ -14,10 +16,11 @@ gzipped, e.g. ``pairs.jsonl.gz``), a directory written by ``datasets.Dataset.sav
 * **Anthropic HH**: ``chosen``/``rejected`` transcripts ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``
   without ``prompt``; the shared prefix up to the last ``Assistant:`` turn is the prompt.
 
-Conversations are rendered to text (every pair is plain strings, as judges take them): a prompt
-that is a single user message becomes its content; a longer conversation becomes a transcript
-``"User: ...\\n\\nAssistant: ...\\n\\nUser: ..."`` (:func:`render_conversation`). A response
-given as messages becomes the content of its assistant message(s), joined by blank lines.
+Conversations are rendered to text (every pair is plain strings, as judges take them) by the one
+rule of :mod:`genrm_plugin.conversation` (the rewards use it too): a prompt that is a single user
+message becomes its content; a longer conversation becomes a transcript
+``"User: ...\\n\\nAssistant: ...\\n\\nUser: ..."``. A response given as messages becomes the
+content of its assistant message(s), joined by blank lines.
 
 :func:`to_judge_examples` turns pairs into :class:`JudgeExample` rows (question, answer A,
 answer B, correct label) with balanced labels: by default both orders of every pair.
@@ -25,6 +28,7 @@ answer B, correct label) with balanced labels: by default both orders of every p
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -33,7 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
+from genrm_plugin.conversation import ConversationError, prompt_text, response_text
+
+FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 _HH_HUMAN = "\n\nHuman:"
 _HH_ASSISTANT = "\n\nAssistant:"
 
@@ -94,8 +100,9 @@ def load_preferences(
     """Load preference pairs from a local file, a saved dataset directory, or a ``datasets`` name.
 
     Args:
-        source: ``.jsonl``/``.json``/``.parquet`` file (optionally ``.gz``), a directory written by
-            ``save_to_disk``, or anything ``datasets.load_dataset`` accepts (name or data dir).
+        source: ``.jsonl``/``.json``/``.parquet``/``.csv`` file (optionally ``.gz``), a directory
+            written by ``save_to_disk``, or anything ``datasets.load_dataset`` accepts (name or data
+            dir), with ``:config`` appended to pick a dataset config.
         split: split to read from a dataset name / ``DatasetDict`` (default ``train``, or the only
             split); single files have one implicit split and ignore it.
         limit: keep only the first ``limit`` pairs (after ``subsets`` filtering).
@@ -124,6 +131,21 @@ def load_preferences(
 
 def row_to_pair(row: Any, where: str = "row") -> PreferencePair:
     """Convert one row (any accepted shape) to a :class:`PreferencePair`; ``where`` names it in errors."""
+    try:
+        return _row_to_pair(row, where)
+    except ConversationError as e:
+        raise PreferenceDataError(str(e)) from None
+
+
+def render_conversation(messages: Sequence[dict[str, Any]], where: str = "messages") -> str:
+    """Text of a conversation (:func:`genrm_plugin.conversation.prompt_text`), as a data error if malformed."""
+    try:
+        return prompt_text(list(messages), where)
+    except ConversationError as e:
+        raise PreferenceDataError(str(e)) from None
+
+
+def _row_to_pair(row: Any, where: str) -> PreferencePair:
     if not isinstance(row, dict):
         raise PreferenceDataError(f"{where}: expected an object with chosen/rejected, got {type(row).__name__}")
     for field_name in ("chosen", "rejected"):
@@ -143,9 +165,9 @@ def row_to_pair(row: Any, where: str = "row") -> PreferencePair:
         else:
             raise PreferenceDataError(f"{where}: missing field 'prompt'")
     else:
-        prompt = _prompt_text(prompt, f"{where}: field 'prompt'")
-        chosen = _response_text(chosen, f"{where}: field 'chosen'")
-        rejected = _response_text(rejected, f"{where}: field 'rejected'")
+        prompt = prompt_text(prompt, f"{where}: field 'prompt'")
+        chosen = _response(chosen, f"{where}: field 'chosen'")
+        rejected = _response(rejected, f"{where}: field 'rejected'")
     for field_name, value in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
         if not value.strip():
             raise PreferenceDataError(f"{where}: field {field_name!r} is empty")
@@ -158,41 +180,11 @@ def row_to_pair(row: Any, where: str = "row") -> PreferencePair:
     )
 
 
-def render_conversation(messages: Sequence[dict[str, Any]], where: str = "messages") -> str:
-    """Text of a conversation: the content of a lone user message, else a ``Role: content`` transcript."""
-    turns = [(_role(m, f"{where}[{i}]"), _content(m, f"{where}[{i}]")) for i, m in enumerate(messages)]
-    if not turns:
-        raise PreferenceDataError(f"{where}: empty conversation")
-    if len(turns) == 1 and turns[0][0] == "user":
-        return turns[0][1]
-    return "\n\n".join(f"{role.capitalize()}: {content}" for role, content in turns)
+def _response(value: Any, where: str) -> str:
+    return response_text(value, where, roles=("assistant",))
 
 
 # -- row shapes ------------------------------------------------------------------------------------
-def _prompt_text(value: Any, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return render_conversation(value, where)
-    raise PreferenceDataError(f"{where} must be a string or chat messages, got {type(value).__name__}")
-
-
-def _response_text(value: Any, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        if not value:
-            raise PreferenceDataError(f"{where}: empty message list")
-        contents = []
-        for i, message in enumerate(value):
-            role = _role(message, f"{where}[{i}]")
-            if role != "assistant":
-                raise PreferenceDataError(f"{where}[{i}]: a response holds assistant messages, got role {role!r}")
-            contents.append(_content(message, f"{where}[{i}]"))
-        return "\n\n".join(contents)
-    raise PreferenceDataError(f"{where} must be a string or chat messages, got {type(value).__name__}")
-
-
 def _split_implicit(chosen: list, rejected: list, where: str) -> tuple[str, str, str]:
     """Conversations sharing a prefix: the shared messages are the prompt, the rest the responses."""
     shared = 0
@@ -202,11 +194,11 @@ def _split_implicit(chosen: list, rejected: list, where: str) -> tuple[str, str,
         raise PreferenceDataError(f"{where}: missing field 'prompt' and chosen/rejected share no prompt messages")
     if shared == len(chosen) or shared == len(rejected):
         raise PreferenceDataError(f"{where}: chosen and rejected conversations have no differing response")
-    prompt = render_conversation(chosen[:shared], f"{where}: field 'chosen'")
+    prompt = prompt_text(chosen[:shared], f"{where}: field 'chosen'")
     return (
         prompt,
-        _response_text(chosen[shared:], f"{where}: field 'chosen'"),
-        _response_text(rejected[shared:], f"{where}: field 'rejected'"),
+        _response(chosen[shared:], f"{where}: field 'chosen'"),
+        _response(rejected[shared:], f"{where}: field 'rejected'"),
     )
 
 
@@ -234,27 +226,7 @@ def _hh_prompt(transcript: str, where: str) -> str:
         end = min(cuts) if cuts else len(rest)
         messages.append({"role": role, "content": rest[:end].strip()})
         rest = rest[end:]
-    return render_conversation(messages, where)
-
-
-def _role(message: Any, where: str) -> str:
-    if not isinstance(message, dict):
-        raise PreferenceDataError(f"{where}: a chat message must be an object, got {type(message).__name__}")
-    role = message.get("role")
-    if not isinstance(role, str):
-        raise PreferenceDataError(f"{where}: chat message missing field 'role'")
-    return role
-
-
-def _content(message: dict, where: str) -> str:
-    content = message.get("content")
-    if isinstance(content, list):  # multimodal-style parts: keep the text parts
-        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        if len(texts) == len(content) and all(isinstance(t, str) for t in texts):
-            return "".join(texts)
-    if not isinstance(content, str):
-        raise PreferenceDataError(f"{where}: chat message missing text field 'content'")
-    return content
+    return prompt_text(messages, where)
 
 
 def _optional_text(value: Any, where: str) -> str | None:
@@ -276,6 +248,8 @@ def read_rows(source: str | Path, split: str | None) -> tuple[Iterable[tuple[int
         if suffix == ".parquet":
             return _parquet_rows(raw, source), f"{source}: row"
         text = raw.decode("utf-8")
+        if suffix == ".csv":
+            return _csv_rows(text), f"{source}: row"
         if suffix == ".jsonl":
             return _jsonl_rows(text, source), f"{source}: line"
         return _json_rows(text, source)
@@ -325,6 +299,27 @@ def _json_rows(text: str, source: Any) -> tuple[Iterable[tuple[int, Any]], str]:
     return enumerate(data, start=1), f"{source}: row"
 
 
+def _csv_rows(text: str) -> Iterable[tuple[int, Any]]:
+    """Rows of a CSV file with a header row; empty cells are missing values."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    for number, row in enumerate(reader, start=1):
+        yield number, {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+
+
+def parse_columns(spec: Any, what: str = "columns") -> dict[str, str] | None:
+    """A column renaming from ``{"src": "dst"}``, ``["src=dst", ...]`` or ``"src=dst,src2=dst2"``."""
+    if spec is None or isinstance(spec, dict):
+        return spec
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    mapping = {}
+    for item in items:
+        source, sep, target = str(item).partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise PreferenceDataError(f"{what}: {item!r} is not source=target (e.g. question=prompt)")
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
 def _parquet_rows(raw: bytes, source: Any) -> Iterable[tuple[int, Any]]:
     import pyarrow.parquet as pq
 
@@ -355,8 +350,11 @@ def _from_disk(path: Path, split: str | None) -> Any:
 def _from_hub_or_dir(name: str, split: str | None) -> Any:
     from datasets import load_dataset
 
+    config = None
+    if ":" in name and not Path(name).exists():  # name:config
+        name, config = name.rsplit(":", 1)
     try:
-        dataset = load_dataset(name, split=split)
+        dataset = load_dataset(name, config or None, split=split)
     except Exception as e:  # datasets raises many types (offline, not found, bad split)
         raise PreferenceDataError(f"{name}: cannot load as a local file or datasets name ({type(e).__name__}: {e})") from None
     return _pick_split(dataset, split, name)

@@ -36,6 +36,8 @@ def test_judge_yaml_config_and_bad_rows(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"prompt": "q", "answer_a": "a"}\n')
     out = genrm("judge", "--pairs", str(bad))
-    assert out.returncode != 0 and "bad.jsonl:1" in out.stderr and "answer_b" in out.stderr
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == (
+        f"genrm judge: error: {bad}: line 1: missing or non-string field(s) ['answer_b']"
+    )
     out = genrm("nonsense")
     assert out.returncode == 2 and "unknown command" in out.stderr

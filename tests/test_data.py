@@ -172,8 +172,11 @@ def test_file_level_errors(tmp_path):
     (tmp_path / "broken.jsonl").write_text('{"prompt": "q"\n')
     with pytest.raises(PreferenceDataError, match=r"line 1: not valid JSON"):
         load_preferences(str(tmp_path / "broken.jsonl"))
-    (tmp_path / "x.csv").write_text("a,b\n")
-    with pytest.raises(PreferenceDataError, match="unsupported file type '.csv'"):
+    (tmp_path / "x.tsv").write_text("a\tb\n")
+    with pytest.raises(PreferenceDataError, match="unsupported file type '.tsv'"):
+        load_preferences(str(tmp_path / "x.tsv"))
+    (tmp_path / "x.csv").write_text("prompt,chosen,rejected\n")  # CSV is read; a header alone holds no rows
+    with pytest.raises(PreferenceDataError, match="x.csv: no preference rows"):
         load_preferences(str(tmp_path / "x.csv"))
     with pytest.raises(PreferenceDataError, match="file not found"):
         load_preferences(str(tmp_path / "missing.jsonl"))

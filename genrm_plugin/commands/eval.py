@@ -8,11 +8,13 @@ the same command resumes the run.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
+
+from genrm_plugin.commands._judge_stack import build_judge, parse_with_judge_stack
 
 HELP = "evaluate a judge: preference accuracy, MATH500 Best-of-N, ArenaHard v0.1 Best-of-N"
 EVALS = ("preference", "math500", "arenahard")
+SUBCOMMANDS = EVALS  # `genrm eval <name>`: errors read `genrm eval <name>: error: ...`
 USAGE = (
     "usage: genrm eval {preference,math500,arenahard} [flags] [--config FILE.yaml]\n\n"
     "  preference  accuracy of a judge on preference pairs (maj@K, consistency, RewardBench sections)\n"
@@ -23,59 +25,34 @@ USAGE = (
 
 
 def main(argv: list[str]) -> int:
+    from genrm_plugin.config import ConfigError
+
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     name, rest = argv[0], argv[1:]
     if name not in EVALS:
-        print(f"genrm eval: unknown evaluation {name!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
-    try:
-        summary_path = {"preference": _preference, "math500": _math500, "arenahard": _arenahard}[name](rest)
-    except (ValueError, FileNotFoundError) as e:  # bad input: a message, not a traceback
-        print(f"genrm eval {name}: error: {e}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"unknown evaluation {name!r}; choose one of {', '.join(EVALS)}", "genrm eval")
+    summary_path = {"preference": _preference, "math500": _math500, "arenahard": _arenahard}[name](rest)
     print(summary_path.with_name("table.md").read_text())
     print(f"run folder: {summary_path.parent}")
     return 0
 
 
-def _parse(extra: tuple, argv: list[str], prog: str) -> tuple:
-    """(the command's configs..., (BackendConfig, VLLMConfig, OpenAIConfig), JudgeConfig) from flags / YAML."""
-    from genrm_plugin.backends.factory import BackendConfig
-    from genrm_plugin.backends.openai import OpenAIConfig
-    from genrm_plugin.backends.vllm import VLLMConfig
-    from genrm_plugin.config import parse_configs
-    from genrm_plugin.judge import JudgeConfig
-
-    *own, backend_cfg, vllm_cfg, openai_cfg, judge_cfg = parse_configs(
-        (*extra, BackendConfig, VLLMConfig, OpenAIConfig, JudgeConfig), argv, prog
-    )
-    return (*own, (backend_cfg, vllm_cfg, openai_cfg), judge_cfg)
-
-
-def _judge(backend_cfgs, judge_cfg):
-    from genrm_plugin.backends.factory import load_backend
-    from genrm_plugin.judge import GenerativeJudge
-
-    backend_cfg, vllm_cfg, openai_cfg = backend_cfgs
-    info = {"judge_model": backend_cfg.model, "judge_backend": backend_cfg.backend, "judge_config": asdict(judge_cfg)}
-    return GenerativeJudge(load_backend(backend_cfg, vllm=vllm_cfg, openai=openai_cfg), judge_cfg), info
-
-
 def _preference(argv: list[str]):
+    from genrm_plugin.config import ConfigError
     from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
 
-    cfg, backend_cfgs, judge_cfg = _parse((PreferenceEvalConfig,), argv, "genrm eval preference")
+    cfg, backend_cfgs, judge_cfg = parse_with_judge_stack((PreferenceEvalConfig,), argv, "genrm eval preference")
     if cfg.judge_kind == "bt":
         if not cfg.bt_model:
-            raise ValueError("judge_kind=bt needs --bt_model PATH (a sequence-classification reward model)")
-        from genrm_plugin.recipes.bt import BTScorer
+            raise ConfigError("judge_kind=bt needs --bt_model PATH (a sequence-classification reward model)")
+        from genrm_plugin.bt_scorer import BTScorer
 
         scorer = BTScorer.from_pretrained(cfg.bt_model, device=backend_cfgs[0].device, batch_size=backend_cfgs[0].batch_size)
         evaluate_preferences(cfg, scorer=scorer, judge_info={"bt_model": cfg.bt_model})
     else:
-        judge, info = _judge(backend_cfgs, judge_cfg)
+        judge, info = build_judge(backend_cfgs, judge_cfg)
         evaluate_preferences(cfg, judge=judge, judge_info=info)
     return _summary_path(cfg.output_dir)
 
@@ -83,8 +60,8 @@ def _preference(argv: list[str]):
 def _math500(argv: list[str]):
     from genrm_plugin.evals.math500 import Math500EvalConfig, evaluate_math500
 
-    cfg, backend_cfgs, judge_cfg = _parse((Math500EvalConfig,), argv, "genrm eval math500")
-    judge, info = _judge(backend_cfgs, judge_cfg) if cfg.strategies else (None, None)
+    cfg, backend_cfgs, judge_cfg = parse_with_judge_stack((Math500EvalConfig,), argv, "genrm eval math500")
+    judge, info = build_judge(backend_cfgs, judge_cfg) if cfg.strategies else (None, None)
     evaluate_math500(cfg, judge, judge_info=info)
     return _summary_path(cfg.output_dir)
 
@@ -93,9 +70,9 @@ def _arenahard(argv: list[str]):
     from genrm_plugin.evals.arenahard import ArenaHardEvalConfig, evaluate_arenahard
     from genrm_plugin.evals.arenahard_grader import GraderConfig
 
-    cfg, grader_cfg, backend_cfgs, judge_cfg = _parse((ArenaHardEvalConfig, GraderConfig), argv, "genrm eval arenahard")
+    cfg, grader_cfg, backend_cfgs, judge_cfg = parse_with_judge_stack((ArenaHardEvalConfig, GraderConfig), argv, "genrm eval arenahard")
     grader = grader_cfg.grader(grader_cfg.load_backend())
-    judge, info = _judge(backend_cfgs, judge_cfg) if cfg.strategies else (None, None)
+    judge, info = build_judge(backend_cfgs, judge_cfg) if cfg.strategies else (None, None)
     evaluate_arenahard(cfg, judge, grader, judge_info=info, grader_info=asdict(grader_cfg))
     return _summary_path(cfg.output_dir)
 

@@ -10,7 +10,6 @@ chunk by chunk; rerunning the command skips the ids already written.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,11 +141,7 @@ def main(argv: list[str]) -> int:
     config, backend_cfg, vllm_cfg, openai_cfg = parse_configs(
         (GenerateConfig, BackendConfig, VLLMConfig, OpenAIConfig), argv, "genrm generate"
     )
-    try:
-        path = generate_candidates(config, load_backend(backend_cfg, vllm=vllm_cfg, openai=openai_cfg))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"genrm generate: error: {e}", file=sys.stderr)
-        return 2
+    path = generate_candidates(config, load_backend(backend_cfg, vllm=vllm_cfg, openai=openai_cfg))
     count = sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     print(f"{count} candidate pools of {config.n} in {path}")
     return 0
