@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 CONFIG_FLAG = "--config"
+SET_FIELDS_ATTR = "_genrm_set_fields"  # which fields the user set, kept on each parsed config
 _ENTRY = re.compile(r"^([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*:(?:\s+(.*))?$")
 _ROLE = re.compile(r":(?:class|func|meth|mod|attr|data):`(~?)([^`]+)`")
 
@@ -224,20 +225,29 @@ def _build(cls: type, values: dict, explicit: set[str], yaml_keys: set[str], yam
     inputs = {name: values[name] for name in fields if name in values}
     inapplicable = getattr(cls, "inapplicable_fields", None)
     for name, reason in (inapplicable(inputs) if inapplicable else {}).items():
-        default = _default(fields[name])
+        default = field_default(fields[name])
         if name in explicit and inputs.get(name) != default:
             raise ConfigError(f"--{name} has no effect here: {reason}; drop the flag", prog)
         inputs[name] = default  # a value from a YAML file shared with other recipes
     try:
-        return cls(**inputs)
+        config = cls(**inputs)
     except ValueError as e:
         named = [name for name in fields if re.search(rf"\b{cls.__name__}\.{name}\b", str(e))]
         sources = [s for s in (_source(name, explicit, yaml_keys, yaml_path) for name in named) if s]
         hint = f" (set by {', '.join(sources)})" if sources else ""
         raise ConfigError(f"{e}{hint}", prog) from e
+    object.__setattr__(config, SET_FIELDS_ATTR, frozenset(n for n in fields if n in explicit or n in yaml_keys))
+    return config
 
 
-def _default(field: dataclasses.Field) -> Any:
+def set_fields(config: Any) -> frozenset[str] | None:
+    """The fields of a config that :func:`parse_configs` filled from a flag or the YAML file (not
+    defaults); ``None`` for a config built in Python."""
+    return getattr(config, SET_FIELDS_ATTR, None)
+
+
+def field_default(field: dataclasses.Field) -> Any:
+    """The default value of a dataclass field (``None`` when it has none)."""
     if field.default is not dataclasses.MISSING:
         return field.default
     return field.default_factory() if field.default_factory is not dataclasses.MISSING else None

@@ -100,6 +100,17 @@ class GenerativeJudge:
         self.backend = backend
         self.config = config or JudgeConfig()
 
+    @classmethod
+    def from_pretrained(cls, path: str, config: JudgeConfig | None = None, **backend_kwargs) -> "GenerativeJudge":
+        """A judge over a local or hub model on the transformers backend (``backend_kwargs``: e.g.
+        ``device``, ``dtype``, ``batch_size``); a trained judge's card supplies the settings
+        ``config`` leaves at their defaults (:func:`genrm_plugin.judge_card.apply_card`)."""
+        from genrm_plugin.backends.transformers import TransformersBackend
+        from genrm_plugin.judge_card import apply_card
+
+        config = apply_card(config or JudgeConfig(), path)
+        return cls(TransformersBackend.from_pretrained(path, **backend_kwargs), config)
+
     def compare(
         self,
         prompts: Sequence[str],

@@ -41,6 +41,9 @@ def build_judge(backend_cfgs: tuple, judge_cfg) -> tuple[Any, dict[str, Any]]:
     from genrm_plugin.backends.factory import load_backend
     from genrm_plugin.judge import GenerativeJudge
 
+    from genrm_plugin.judge_card import apply_card
+
     backend_cfg, vllm_cfg, openai_cfg = backend_cfgs
+    judge_cfg = apply_card(judge_cfg, backend_cfg.model)  # a trained judge's card fills unset flags
     info = {"judge_model": backend_cfg.model, "judge_backend": backend_cfg.backend, "judge_config": asdict(judge_cfg)}
     return GenerativeJudge(load_backend(backend_cfg, vllm=vllm_cfg, openai=openai_cfg), judge_cfg), info

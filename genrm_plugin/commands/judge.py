@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
     toy_model_notice(backend_cfgs[0], "genrm judge")
     judge, _ = build_judge(backend_cfgs, judge_cfg)
     prefs = judge.compare([p["prompt"] for p in pairs], [p["answer_a"] for p in pairs], [p["answer_b"] for p in pairs])
-    print(f"judge={backend_cfgs[0].model} mode={judge_cfg.mode} k={judge_cfg.k} swap={judge_cfg.swap}")
+    print(f"judge={backend_cfgs[0].model} mode={judge.config.mode} template={judge.config.template} k={judge.config.k} swap={judge.config.swap}")
     print(f"{'#':>3}  {'P(A>B)':>7}  {'winner':>6}  {'A':>3} {'B':>3} {'abst':>4}  prompt")
     for i, (pair, pref) in enumerate(zip(pairs, prefs)):
         p = "  --  " if pref.p_a is None else f"{pref.p_a:.3f}"

@@ -29,6 +29,9 @@ def build_reward(backend_cfg, vllm_cfg, openai_cfg, judge_cfg, reward_cfg, refer
     from genrm_plugin.judge import GenerativeJudge
     from genrm_plugin.reward import GenRMReward
 
+    from genrm_plugin.judge_card import apply_card
+
+    judge_cfg = apply_card(judge_cfg, backend_cfg.model)  # a trained judge's card fills unset settings
     backend = load_backend(backend_cfg, vllm=vllm_cfg, openai=openai_cfg)
     return GenRMReward(GenerativeJudge(backend, judge_cfg), reward_cfg, reference_fn=reference_fn)
 

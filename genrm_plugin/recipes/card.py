@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-CARD_JSON = "genrm_card.json"
+from genrm_plugin.judge_card import CARD_FILE as CARD_JSON
 CARD_README = "README.md"
 _TABLE_KEYS = (
     "frac_pairs_with_correct", "sample_accuracy", "majority_accuracy", "kept_examples", "train_rows", "dpo_pairs",
