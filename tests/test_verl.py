@@ -96,3 +96,24 @@ def test_example_file_loaded_like_verl(tmp_path, monkeypatch, tiny_backend):
     for out, pref in zip(many, prefs):
         assert 0.0 <= out["win_prob"] <= 1.0 and out["abstained"] == 0.0
         assert out["score"] == pytest.approx(reward.reward_of(pref), abs=1e-6)
+
+
+def test_concurrent_compute_score_calls_share_judge_calls():
+    """veRL 0.9's reward loop calls compute_score from many threads: the calls are micro-batched."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from genrm_plugin.serving.batcher import BatchConfig
+
+    verl = oracle_reward()
+    verl.batch = BatchConfig(max_batch=64, max_wait_ms=200)
+    rows = [(f"answer {'42' if i % 3 else 41} #{i}", "41", {"question": f"What is 6*7? ({i})"}) for i in range(24)]
+    expected = oracle_reward().score_batch(["d"] * 24, *(list(c) for c in zip(*rows)))
+    try:
+        with ThreadPoolExecutor(24) as pool:
+            got = list(pool.map(lambda r: verl.score_one("d", *r), rows))
+    finally:
+        verl.close()
+    assert got == expected
+    calls = verl.reward.judge.backend.calls
+    assert sum(n for _, n, _ in calls) == 48  # 24 items x 2 orders, each judged once
+    assert len(calls) < 24 / 2, calls  # shared judge calls, not one per response

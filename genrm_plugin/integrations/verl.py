@@ -4,7 +4,9 @@ veRL loads ``custom_reward_function.path`` with ``importlib.util.spec_from_file_
 ``custom_reward_function.name`` (``compute_score`` by default) with ``reward_kwargs`` bound:
 
 * naive reward manager: ``compute_score(data_source, solution_str, ground_truth, extra_info)`` once
-  per response -> ``{"score": reward, ...}``;
+  per response -> ``{"score": reward, ...}``; veRL 0.9's reward loop makes these calls from many
+  threads at once, and they are micro-batched into shared judge calls (``max_batch``,
+  ``max_wait_ms`` of the ``genrm serve`` YAML);
 * batch reward manager (``reward_model.reward_manager=batch``; one judge call for the whole batch,
   much faster for a generative judge): ``compute_score_batch(data_sources, solution_strs,
   ground_truths, extra_infos)`` -> one dict per response.
@@ -24,6 +26,7 @@ keys as ``reward_extra_info``. The judge is built once per process from ``$GENRM
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -45,11 +48,21 @@ class VerlConfig:
 
 
 class VerlReward:
-    """``compute_score`` / ``compute_score_batch`` over a :class:`~genrm_plugin.reward.GenRMReward`."""
+    """``compute_score`` / ``compute_score_batch`` over a :class:`~genrm_plugin.reward.GenRMReward`.
 
-    def __init__(self, reward: Any, config: VerlConfig | None = None) -> None:
+    ``score_batch`` judges a whole batch in one call. ``score_one`` (veRL's per-response
+    ``compute_score``, which veRL 0.9's reward loop calls from many worker threads at once) goes
+    through a :class:`~genrm_plugin.serving.batcher.MicroBatcher`, so concurrent calls share judge
+    calls (``batch``: its :class:`~genrm_plugin.serving.batcher.BatchConfig`).
+    """
+
+    def __init__(self, reward: Any, config: VerlConfig | None = None, batch: Any = None) -> None:
         self.reward = reward
         self.config = config or VerlConfig()
+        self.batch = batch
+        self._batcher: Any = None
+        self._loop: Any = None
+        self._lock = threading.Lock()
 
     def score_batch(
         self, data_sources: Sequence[Any], solution_strs: Sequence[Any], ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None
@@ -59,18 +72,40 @@ class VerlReward:
         lengths = {"data_sources": len(data_sources), "solution_strs": n, "ground_truths": len(ground_truths), "extra_infos": len(extra_infos)}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"veRL reward inputs differ in length: {lengths}")
-        questions, responses, references = [], [], []
-        for i in range(n):
-            info = extra_infos[i] if extra_infos[i] is not None else {}
-            if not isinstance(info, dict):
-                raise TypeError(f"extra_infos[{i}] must be a dict or None, got {type(info).__name__}")
-            questions.append(self._question(info, i))
-            responses.append(_text(solution_strs[i], f"solution_strs[{i}]"))
-            ref = info.get(self.config.reference_key)
-            references.append(_text(ref, f"extra_infos[{i}][{self.config.reference_key!r}]") if ref is not None
-                              else _text(ground_truths[i], f"ground_truths[{i}]"))
+        return self.score_items([self._item(solution_strs[i], ground_truths[i], extra_infos[i], i) for i in range(n)])
+
+    def score_one(self, data_source: Any, solution_str: Any, ground_truth: Any, extra_info: Any = None) -> dict[str, float]:
+        """One response (veRL's naive managers); concurrent calls are micro-batched into shared judge calls."""
+        item = self._item(solution_str, ground_truth, extra_info, 0)
+        with self._lock:
+            if self._batcher is None:
+                from genrm_plugin.asyncloop import BackgroundLoop
+                from genrm_plugin.serving.batcher import MicroBatcher
+
+                self._batcher = MicroBatcher(self.score_items, self.batch)
+                self._loop = BackgroundLoop("genrm-verl-batcher")
+        return self._loop.run(self._batcher.submit([item]))[0]
+
+    def score_items(self, items: Sequence[tuple[str, str, str]]) -> list[dict[str, float]]:
+        """(question, response, reference) items judged in one call -> veRL's result dicts."""
+        questions, responses, references = (list(column) for column in zip(*items)) if items else ([], [], [])
         scores = self.reward.item_scores(self.reward.preferences(questions, responses, references))
         return [{"score": s.reward, "win_prob": s.score, "abstained": float(s.abstained)} for s in scores]
+
+    def close(self) -> None:
+        """Stop the micro-batcher's background loop (if ``score_one`` started it)."""
+        if self._loop is not None and self._loop.running:
+            self._loop.run(self._batcher.close())
+            self._loop.close()
+
+    def _item(self, solution_str: Any, ground_truth: Any, extra_info: Any, row: int) -> tuple[str, str, str]:
+        info = extra_info if extra_info is not None else {}
+        if not isinstance(info, dict):
+            raise TypeError(f"extra_infos[{row}] must be a dict or None, got {type(info).__name__}")
+        ref = info.get(self.config.reference_key)
+        reference = (_text(ref, f"extra_infos[{row}][{self.config.reference_key!r}]") if ref is not None
+                     else _text(ground_truth, f"ground_truths[{row}]"))
+        return self._question(info, row), _text(solution_str, f"solution_strs[{row}]"), reference
 
     def _question(self, info: dict, row: int) -> str:
         question = info.get(self.config.question_key)
@@ -89,12 +124,14 @@ def default_reward() -> VerlReward:
     """The process-wide :class:`VerlReward` built from ``$GENRM_CONFIG`` (once)."""
     from genrm_plugin.integrations.common import shared_from_env
 
-    return shared_from_env("verl compute_score", (VerlConfig,), VerlReward)
+    from genrm_plugin.serving.batcher import BatchConfig
+
+    return shared_from_env("verl compute_score", (VerlConfig, BatchConfig), VerlReward)
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> dict[str, float]:
-    """veRL's per-response reward function (naive reward manager)."""
-    return default_reward().score_batch([data_source], [solution_str], [ground_truth], [extra_info])[0]
+    """veRL's per-response reward function (naive reward managers; concurrent calls are micro-batched)."""
+    return default_reward().score_one(data_source, solution_str, ground_truth, extra_info)
 
 
 def compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos=None, **kwargs) -> list[dict[str, float]]:
