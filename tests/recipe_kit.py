@@ -108,9 +108,9 @@ def tiny_configs(output_dir: Path, recipe: str, model: str, data: dict[str, Path
 
 def cli_args(recipe_cfg: RecipeConfig, train_cfg: TrainConfig, judge_cfg: JudgeConfig) -> list[str]:
     """The ``genrm train`` flags that reproduce these configs (non-default fields only)."""
-    args = []
+    args = ["--recipe", recipe_cfg.recipe]
     for cfg in (recipe_cfg, train_cfg, judge_cfg):
-        default = type(cfg)()
+        default = type(cfg)(recipe=cfg.recipe) if isinstance(cfg, RecipeConfig) else type(cfg)()  # iterations by recipe
         for name in cfg.__dataclass_fields__:
             value = getattr(cfg, name)
             if value != getattr(default, name):

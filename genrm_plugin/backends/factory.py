@@ -1,8 +1,12 @@
-"""Build a judge backend from a :class:`BackendConfig` (CLI flags / YAML)."""
+"""Build a judge backend from a :class:`BackendConfig` (CLI flags / YAML), on the accelerator when there is one."""
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("transformers", "vllm", "openai")
 
@@ -18,7 +22,10 @@ class BackendConfig:
             :class:`~genrm_plugin.backends.vllm.VLLMConfig`) or ``openai`` (a ``/v1/completions``
             endpoint serving ``model``; settings in :class:`~genrm_plugin.backends.openai.OpenAIConfig`).
         dtype: weights dtype (``auto``, ``float32``, ``bfloat16``, ...).
-        device: torch device for the transformers backend (``None``: CPU or as loaded).
+        device: torch device for the transformers backend (``None``: :func:`default_device`, the
+            accelerator of this process when there is one, else the CPU).
+        device_map: ``transformers`` device map (``auto``: shard a model too big for one GPU over
+            all visible GPUs with accelerate; overrides ``device``).
         batch_size: sequences per forward batch (prompts x samples).
     """
 
@@ -26,11 +33,28 @@ class BackendConfig:
     backend: str = "transformers"
     dtype: str = "auto"
     device: str | None = None
+    device_map: str | None = None
     batch_size: int = 64
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"BackendConfig.backend must be one of {BACKENDS}, got {self.backend!r}")
+
+
+def default_device() -> str:
+    """This process's accelerator: accelerate's device once its state exists (``cuda:<LOCAL_RANK>``
+    under a launcher), else torch's (``cuda:<LOCAL_RANK>``, ``mps``, ``xpu``); ``cpu`` without one."""
+    import torch
+    from accelerate import PartialState
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and PartialState._shared_state:  # a launcher's rank
+        return str(PartialState().device)
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % max(1, torch.cuda.device_count())}"
+    for name in ("xpu", "mps"):
+        if getattr(torch, name, None) is not None and getattr(torch, name).is_available():
+            return name
+    return "cpu"
 
 
 def load_backend(config: BackendConfig | None = None, vllm=None, openai=None):
@@ -52,7 +76,11 @@ def load_backend(config: BackendConfig | None = None, vllm=None, openai=None):
         from genrm_plugin.toy import build_tiny_model
 
         model, tokenizer = build_tiny_model()
-        return TransformersBackend(model, tokenizer, batch_size=config.batch_size)
-    return TransformersBackend.from_pretrained(
-        config.model, dtype=config.dtype, device=config.device, batch_size=config.batch_size
-    )
+        return TransformersBackend(model.to(config.device or default_device()), tokenizer, batch_size=config.batch_size)
+    if config.device_map is not None:
+        return TransformersBackend.from_pretrained(
+            config.model, dtype=config.dtype, batch_size=config.batch_size, device_map=config.device_map
+        )
+    device = config.device or default_device()
+    logger.info(f"judge {config.model} on {device} ({config.dtype})")
+    return TransformersBackend.from_pretrained(config.model, dtype=config.dtype, device=device, batch_size=config.batch_size)

@@ -52,11 +52,12 @@ class TransformersBackend(TokenizerBackend):
         self.progress = progress
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, dtype: str = "auto", device: str | None = None, **kwargs: Any):
-        """Load model and tokenizer from a local path or hub name."""
+    def from_pretrained(cls, name_or_path: str, dtype: str = "auto", device: str | None = None,
+                        device_map: str | None = None, **kwargs: Any):
+        """Load model and tokenizer from a local path or hub name (``device_map="auto"``: over all GPUs)."""
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
-        if device:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype, device_map=device_map)
+        if device and device_map is None:
             model = model.to(device)
         return cls(model, tokenizer, **kwargs)
 

@@ -12,13 +12,14 @@ HELP = "train a judge: --recipe bt|genrm|star-sft|star-dpo|star-rationalizer|jud
 
 def main(argv: list[str]) -> int:
     from genrm_plugin.config import parse_configs
-    from genrm_plugin.judge import JudgeConfig
+    from genrm_plugin.recipes import distributed
     from genrm_plugin.recipes.card import read_card
-    from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
-    from genrm_plugin.recipes.runner import train_judge
+    from genrm_plugin.recipes.runner import train_config_types, train_judge
 
-    recipe, train, judge = parse_configs((RecipeConfig, TrainConfig, JudgeConfig), argv, "genrm train")
-    final = train_judge(recipe, train, judge)
+    configs = parse_configs(train_config_types(), argv, "genrm train")  # + trl.ModelConfig (LoRA), VLLMConfig
+    final = train_judge(*configs)
+    if not distributed.is_main():  # another rank of a multi-process launch: rank 0 reports
+        return 0
     card = read_card(final)
     print(f"recipe={card['recipe']} base={card['base_model']} iterations={card['iterations']}")
     for s in card["stats"]:

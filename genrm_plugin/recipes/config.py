@@ -15,7 +15,9 @@ rationalizer SFT).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+from genrm_plugin.recipes.trl_fields import trl_field_base
 
 RECIPES = ("bt", "genrm", "star-sft", "star-dpo", "star-rationalizer", "judge-zero-shot")
 STAR_RECIPES = ("star-sft", "star-dpo", "star-rationalizer")
@@ -24,6 +26,17 @@ DEFAULT_LEARNING_RATES = {"star-rationalizer": 2e-5}
 DEFAULT_STAR_ITERATIONS = 3
 SAMPLE_BACKENDS = ("transformers", "vllm")  # engines that load a local checkpoint
 SAMPLING_STRATEGIES = ("random", "sequential", "group_by_length")  # transformers TrainingArguments.train_sampling_strategy
+# Fields that act for some recipes only. One YAML file may hold them for every recipe: a value from
+# the file is ignored where it has no effect; set on the command line there, it is an error
+# (see genrm_plugin.config).
+RECIPE_SCOPED_FIELDS = {
+    "iterations": STAR_RECIPES,
+    "keep_per_example": ("star-sft", "star-rationalizer"),
+    "dpo_pairs_per_example": ("star-dpo",),
+    "dpo_abstain_as_rejected": ("star-dpo",),
+    "rationale_filter": STAR_RECIPES,
+    "data_columns": tuple(r for r in RECIPES if r != "judge-zero-shot"),  # zero-shot's evaluation reads data as it is
+}
 
 
 @dataclass
@@ -36,6 +49,10 @@ class RecipeConfig:
         data: training preferences (file or ``datasets`` name; see :func:`genrm_plugin.data.load_preferences`).
         data_split: split of ``data`` (datasets names / saved ``DatasetDict`` only).
         data_limit: use only the first N pairs of ``data``.
+        data_columns: rename columns of ``data`` before reading it, as ``source=target`` items
+            (``--data_columns question=prompt good=chosen bad=rejected``; in YAML a mapping works
+            too). ``eval_data`` is read as it is (the evaluation reads it again by itself), and so is
+            ``data`` in ``judge-zero-shot`` (evaluated, not trained on), where the field is not used.
         eval_data: held-out preferences for the accuracy after each iteration (optional).
         eval_split: split of ``eval_data``.
         eval_limit: use only the first N pairs of ``eval_data``.
@@ -46,6 +63,8 @@ class RecipeConfig:
         model: base model (local path or hub name); ``toy`` is a random tiny kit model.
         output_dir: the run folder (shards, manifest, checkpoints, stats, final judge). Re-running
             the same command resumes from it.
+        overwrite: start the run folder afresh: delete what an earlier run left in ``output_dir``
+            (a non-empty folder that is not a ``genrm train`` run folder is refused).
         iterations: STaR iterations, each on a fresh slice of the data and starting from the previous
             iteration's model (``None``: 3 for STaR recipes, 1 otherwise).
         shard_size: judge examples per sampling shard (the unit of resumption).
@@ -62,12 +81,22 @@ class RecipeConfig:
         sample_backend: engine that samples rationales and runs evaluations: ``transformers`` or
             ``vllm`` (a fresh engine per checkpoint; see :mod:`genrm_plugin.backends.factory`).
         sample_batch_size: sequences per sampling batch (transformers backend).
+        device: device of the sampling and evaluation engines (transformers backend): ``cuda``,
+            ``cuda:1``, ``cpu``, ... (``None``: this process's accelerator as accelerate / torch
+            report it -- ``cuda:<LOCAL_RANK>`` under a multi-process launch -- else the CPU).
+        sample_dtype: weights dtype of the sampling and evaluation engines (``auto``: the
+            checkpoint's own; ``bfloat16`` on GPUs halves memory against a float32 checkpoint).
+        allow_empty_iterations: let a STaR iteration that keeps fewer than ``min_train_rows``
+            training rows go on (it then copies its starting model) instead of stopping the run.
+        min_train_rows: fewest training rows (SFT rationales / DPO pairs) a STaR iteration must
+            keep (``None``: 1; 8 for ``star-dpo``, where a handful of pairs teaches nothing).
     """
 
-    recipe: str = "star-dpo"
+    recipe: str = field(default="star-dpo", metadata={"choices": RECIPES})
     data: str | None = None
     data_split: str | None = None
     data_limit: int | None = None
+    data_columns: list[str] | None = None
     eval_data: str | None = None
     eval_split: str | None = None
     eval_limit: int | None = None
@@ -75,14 +104,19 @@ class RecipeConfig:
     eval_save_rationales: bool = False
     model: str = "toy"
     output_dir: str = "runs/genrm-train"
+    overwrite: bool = False
     iterations: int | None = None
     shard_size: int = 64
     keep_per_example: int = 0
     dpo_pairs_per_example: int = 1
     dpo_abstain_as_rejected: bool = False
     rationale_filter: str | None = None
-    sample_backend: str = "transformers"
+    sample_backend: str = field(default="transformers", metadata={"choices": SAMPLE_BACKENDS})
     sample_batch_size: int = 64
+    device: str | None = None
+    sample_dtype: str = "auto"
+    allow_empty_iterations: bool = False
+    min_train_rows: int | None = None
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -102,6 +136,23 @@ class RecipeConfig:
             self.load_rationale_filter()
         if self.keep_per_example < 0:
             raise ValueError(f"RecipeConfig.keep_per_example must be >= 0, got {self.keep_per_example}")
+        self.columns()  # validates data_columns
+
+    def columns(self) -> dict[str, str] | None:
+        """``data_columns`` as a source -> target mapping (``None``: no renaming)."""
+        from genrm_plugin.data import parse_columns
+
+        return parse_columns(self.data_columns, "RecipeConfig.data_columns")
+
+    @classmethod
+    def inapplicable_fields(cls, values: dict) -> dict[str, str]:
+        """Fields without effect for ``values["recipe"]`` -> why (:data:`RECIPE_SCOPED_FIELDS`)."""
+        recipe = values.get("recipe", cls.__dataclass_fields__["recipe"].default)
+        return {
+            name: f"RecipeConfig.{name} applies to {', '.join(recipes)} only, not to recipe {recipe}"
+            for name, recipes in RECIPE_SCOPED_FIELDS.items()
+            if recipe not in recipes
+        }
 
     def load_rationale_filter(self):
         """The ``rationale_filter`` callable (``None`` when unset); a bad path raises naming the field."""
@@ -119,13 +170,37 @@ class RecipeConfig:
         return function
 
     @property
+    def required_train_rows(self) -> int:
+        """``min_train_rows`` or its per-recipe default."""
+        if self.min_train_rows is not None:
+            return self.min_train_rows
+        return 8 if self.recipe == "star-dpo" else 1
+
+    @property
     def is_star(self) -> bool:
         return self.recipe in STAR_RECIPES
 
 
+BARE_FLAG = {"nargs": "?", "const": True}  # an optional bool that works as ``--bf16`` as well as ``--bf16 false``
+# TrainConfig's own fields: genrm defaults that differ from TRL's (or that depend on the recipe).
+OWN_TRAIN_FIELDS = (
+    "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
+    "lr_scheduler_type", "warmup_steps", "weight_decay", "max_length", "beta", "logging_steps", "use_cpu", "bf16",
+    "gradient_checkpointing", "train_sampling_strategy", "report_to", "save_strategy",
+)
+
+
 @dataclass
-class TrainConfig:
-    """Optimiser and TRL trainer settings shared by the recipes (mapped onto SFT/DPO/RewardConfig).
+class TrainConfig(trl_field_base(OWN_TRAIN_FIELDS)):
+    """Optimiser and TRL trainer settings of the recipes: every field of TRL's SFT/DPO/RewardConfig.
+
+    Besides the fields below (genrm's defaults), every other init field of TRL's ``SFTConfig``,
+    ``DPOConfig`` and ``RewardConfig`` (transformers' ``TrainingArguments`` included) is a field
+    too, defaulting to ``None`` = that trainer's own default; a set value reaches the trainer's
+    config unchanged (``--deepspeed ds.json``, ``--fsdp "full_shard auto_wrap"``, ``--push_to_hub
+    --hub_model_id me/judge``, ``--torch_compile``, ...; see :mod:`genrm_plugin.recipes.trl_fields`).
+    Setting one that the recipe's trainer does not have (``--loss_type`` of DPO in ``star-sft``)
+    is an error. ``output_dir``, ``seed`` and ``data_seed`` are set by the recipe.
 
     Fields:
         learning_rate: peak LR (``None``: the paper's, 1e-6; 2e-5 for ``star-rationalizer``).
@@ -147,6 +222,9 @@ class TrainConfig:
         train_sampling_strategy: order of the training rows (transformers' sampler): ``random``
             (shuffled), ``sequential`` (as given, e.g. rows already grouped into batches of
             similar length) or ``group_by_length``.
+        report_to: where the trainer reports (``none``, ``wandb``, ``tensorboard``, ``all``, ...).
+        save_strategy: trainer checkpoints inside ``iter-<i>/trainer`` (``no``: only the
+            recipe's own checkpoint per iteration, which is what resumption uses).
     """
 
     learning_rate: float | None = None
@@ -160,10 +238,12 @@ class TrainConfig:
     max_length: int | None = 1024
     beta: float = 1.0
     logging_steps: int = 1
-    use_cpu: bool | None = None
-    bf16: bool | None = None
-    gradient_checkpointing: bool | None = None
-    train_sampling_strategy: str = "random"
+    use_cpu: bool | None = field(default=None, metadata=BARE_FLAG)
+    bf16: bool | None = field(default=None, metadata=BARE_FLAG)
+    gradient_checkpointing: bool | None = field(default=None, metadata=BARE_FLAG)
+    train_sampling_strategy: str = field(default="random", metadata={"choices": SAMPLING_STRATEGIES})
+    report_to: str | None = "none"
+    save_strategy: str = "no"
 
     def __post_init__(self) -> None:
         if self.train_sampling_strategy not in SAMPLING_STRATEGIES:

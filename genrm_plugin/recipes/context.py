@@ -8,6 +8,7 @@ checkpoint is never retrained) and evaluate a checkpoint on the held-out pairs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Callable
 
 from genrm_plugin.data import PreferencePair
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
+from genrm_plugin.recipes import distributed
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
 from genrm_plugin.recipes.run_folder import RunFolder, shard_seed
 from genrm_plugin.recipes.trainers import TrainResult
@@ -46,6 +48,23 @@ def copy_model(source: str | Path, target: Path) -> None:
     AutoTokenizer.from_pretrained(str(source)).save_pretrained(target)
 
 
+def release_judge(judge: GenerativeJudge | None) -> None:
+    """Free a sampling engine before training (vLLM workers shut down, accelerator memory returned)."""
+    if judge is None:
+        return
+    close = getattr(judge.backend, "close", None)
+    if close is not None:
+        close()
+    del judge
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 @dataclass
 class RecipeResult:
     """A finished recipe.
@@ -73,6 +92,9 @@ class RecipeContext:
         pairs: training preferences.
         base_model: path of the model the first iteration starts from.
         eval_source: held-out preferences as (source, split, limit) for ``load_preferences``, or ``None``.
+        model_args: TRL's ``ModelConfig`` (LoRA with ``use_peft``, training dtype, attention,
+            quantization), or ``None`` for TRL's defaults.
+        vllm: engine settings when ``sample_backend`` is ``vllm`` (``VLLMConfig``; ``None``: defaults).
     """
 
     recipe: RecipeConfig
@@ -82,6 +104,8 @@ class RecipeContext:
     pairs: list[PreferencePair]
     base_model: str
     eval_source: tuple[str, str | None, int | None] | None = None
+    model_args: Any = None
+    vllm: Any = None
 
     @property
     def seed(self) -> int:
@@ -102,12 +126,13 @@ class RecipeContext:
         if rows:
             lr = self.train.lr_for(self.recipe.recipe)
             out_dir = self.run.iteration_dir(iteration) / "trainer"
-            model, tokenizer, result = train_fn(start, rows, out_dir, self.train, lr, self.train_seed(iteration))
+            _, _, result = train_fn(start, rows, out_dir, self.train, lr, self.train_seed(iteration), self.model_args)
             summary = {**asdict(result), "trained": True, "learning_rate": lr}
 
             def save(tmp: Path) -> None:
-                model.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
+                os.replace(result.saved_model, tmp)  # weights gathered and written by the trainer (main process)
+                if result.adapter:
+                    shutil.copytree(result.adapter, tmp / "adapter")
                 (tmp / TRAIN_RESULT).write_text(json.dumps(summary, indent=1))
 
         else:
@@ -117,7 +142,10 @@ class RecipeContext:
                 copy_model(start, tmp)
                 (tmp / TRAIN_RESULT).write_text(json.dumps(summary, indent=1))
 
-        return self.run.save_checkpoint(iteration, save), summary
+        if self.run.main:
+            self.run.save_checkpoint(iteration, save)
+        distributed.barrier()
+        return self.run.iteration_dir(iteration) / "model", summary
 
     def run_single_stage(self, rows: list[dict], train_fn: TrainFn, kind: str = "judge", mode: str | None = "cot") -> RecipeResult:
         """A one-iteration recipe: train the base model on ``rows``, checkpoint, evaluate, record stats."""
@@ -138,9 +166,17 @@ class RecipeContext:
         from genrm_plugin.backends.factory import BackendConfig, load_backend
 
         backend = load_backend(
-            BackendConfig(model=str(checkpoint), backend=self.recipe.sample_backend, batch_size=self.recipe.sample_batch_size)
+            BackendConfig(model=str(checkpoint), backend=self.recipe.sample_backend, batch_size=self.recipe.sample_batch_size,
+                          device=self.recipe.device, dtype=self.recipe.sample_dtype),
+            vllm=self.vllm,
         )
         return GenerativeJudge(backend, self.judge.replace(mode=mode, **changes))
+
+    def _bt_scorer(self, checkpoint: str | Path):
+        from genrm_plugin.backends.factory import default_device
+        from genrm_plugin.bt_scorer import BTScorer
+
+        return BTScorer.from_pretrained(checkpoint, device=self.recipe.device or default_device())
 
     def evaluate(self, checkpoint: str | Path, iteration: int, kind: str = "judge", mode: str | None = None) -> dict | None:
         """Held-out accuracy of ``checkpoint`` through ``genrm eval preference``'s evaluation.
@@ -152,6 +188,8 @@ class RecipeContext:
         source = self.eval_source
         if source is None:
             return None
+        if not distributed.is_main():  # rank 0 evaluates; the others wait at the run folder's next barrier
+            return None
         from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
         from genrm_plugin.evals.selection import describe_judge
 
@@ -162,13 +200,12 @@ class RecipeContext:
             save_rationales=self.recipe.eval_save_rationales and kind != "bt" and mode == "cot",
         )
         if kind == "bt":
-            from genrm_plugin.recipes.bt import BTScorer
-
             info = {"model": str(checkpoint), "judge": "BTScorer"}
-            summary = evaluate_preferences(config, scorer=BTScorer.from_pretrained(checkpoint), judge_info=info)
+            summary = evaluate_preferences(config, scorer=self._bt_scorer(checkpoint), judge_info=info)
         else:
             judge = self.load_judge(checkpoint, mode, k=k, adaptive="off")
             summary = evaluate_preferences(config, judge=judge, judge_info={"model": str(checkpoint), **describe_judge(judge)})
+            release_judge(judge)
         top, overall = str(summary["ks"][-1]), summary["overall"]
         return {
             "accuracy": overall["accuracy"][top],

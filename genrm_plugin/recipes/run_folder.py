@@ -2,7 +2,8 @@
 
 Layout::
 
-    run.json                  the run's fingerprint (configs + data hash); a restart must match it
+    run.json                  the run's fingerprint (configs + data hash; a restart must match it)
+                              and the sampling engines used (these may change between attempts)
     manifest.json             attempts, and per iteration: finished shards, done flag, stats
     base/                     the base model when it is built here (``--model toy``)
     iter-<i>/shards/shard-<s>.json   sampled rationales of shard s (self-describing, atomic)
@@ -15,7 +16,8 @@ killed at any moment leaves only complete files; temporaries are swept at the ne
 file names its iteration, shard index, seed and item count, so a restart reuses every finished
 shard (even one written just before the manifest was updated) and samples only the rest; the
 manifest's ``attempt`` per shard records which run attempt wrote it. One process at a time holds
-a folder (``flock`` on ``.lock``).
+a folder (``flock`` on ``.lock``); in a multi-process run only rank 0 opens it for writing
+(``main=False`` on the other ranks, which re-read the manifest with :meth:`RunFolder.sync`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from genrm_plugin.recipes import distributed
+
 MANIFEST = "manifest.json"
 RUN_FILE = "run.json"
 _TMP_MARK = ".tmp-"
+logger = logging.getLogger(__name__)
 
 
 class RunFolderError(RuntimeError):
@@ -69,17 +75,27 @@ class RunFolder:
         root: the folder (created if missing).
         fingerprint: JSON-able description of everything that determines the run's results; an
             existing folder with a different fingerprint is refused (use a new ``output_dir``).
+        overwrite: start afresh: delete what an earlier run left in the folder (once the lock is
+            held); a non-empty folder without ``run.json`` is refused, as it is not a run folder.
     """
 
-    def __init__(self, root: str | Path, fingerprint: dict[str, Any]) -> None:
+    def __init__(self, root: str | Path, fingerprint: dict[str, Any], overwrite: bool = False,
+                 engine: dict[str, Any] | None = None, main: bool = True) -> None:
         self.root = Path(root)
+        self.main, self._lock = main, None
+        if not main:  # another rank of a multi-process run: rank 0 writes, this one reads (see sync())
+            self.manifest = json.loads((self.root / MANIFEST).read_text())
+            self.attempt = self.manifest["attempts"]
+            return
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock = open(self.root / ".lock", "w")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise RunFolderError(f"{self.root}: another genrm train process is using this run folder") from None
-        self._check_fingerprint(fingerprint)
+        if overwrite:
+            self._clear()
+        self._check_fingerprint(fingerprint, engine or {})
         self._sweep_temporaries()
         path = self.root / MANIFEST
         self.manifest = json.loads(path.read_text()) if path.exists() else {"attempts": 0, "iterations": {}}
@@ -88,22 +104,49 @@ class RunFolder:
         self._save_manifest()
 
     def close(self) -> None:
-        self._lock.close()
+        if self._lock is not None:
+            self._lock.close()
+
+    def sync(self) -> None:
+        """Non-main ranks: re-read the manifest rank 0 wrote (call after a barrier)."""
+        if not self.main:
+            self.manifest = json.loads((self.root / MANIFEST).read_text())
 
     # -- fingerprint and cleanup ----------------------------------------------------------------
-    def _check_fingerprint(self, fingerprint: dict[str, Any]) -> None:
+    def _check_fingerprint(self, fingerprint: dict[str, Any], engine: dict[str, Any]) -> None:
+        """Refuse other settings. The sampling engine (``engine``) may change between attempts:
+        shards already written keep their records; the switch is logged and kept in ``run.json``."""
         path = self.root / RUN_FILE
         fingerprint = json.loads(json.dumps(fingerprint, default=str))
+        engine = json.loads(json.dumps(engine, default=str))
         if not path.exists():
-            atomic_write_json(path, {"fingerprint": fingerprint, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            atomic_write_json(path, {"fingerprint": fingerprint, "engines": [engine],
+                                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
             return
-        stored = json.loads(path.read_text())["fingerprint"]
+        run = json.loads(path.read_text())
+        stored, engines = run["fingerprint"], run.get("engines", [])
         if stored != fingerprint:
             diffs = sorted(_differences(stored, fingerprint))
             raise RunFolderError(
                 f"{self.root} holds a run with other settings ({', '.join(diffs)}); "
-                "restart with the same command or choose another --output_dir"
+                "restart with the same command, choose another --output_dir, or pass --overwrite to start afresh"
             )
+        if engines and engines[-1] != engine:
+            logger.warning(f"{self.root}: sampling engine changed ({', '.join(_differences(engines[-1], engine))}); "
+                           "shards already written are kept, missing ones are sampled with the new engine")
+        if not engines or engines[-1] != engine:
+            atomic_write_json(path, {**run, "engines": [*engines, engine]})
+
+    def _clear(self) -> None:
+        entries = [p for p in self.root.iterdir() if p.name != ".lock"]
+        if entries and not (self.root / RUN_FILE).exists():
+            self._lock.close()
+            raise RunFolderError(
+                f"{self.root} is not empty and is not a genrm train run folder (no {RUN_FILE}); "
+                "--overwrite deletes only run folders: choose another --output_dir"
+            )
+        for path in entries:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
     def _sweep_temporaries(self) -> None:
         for path in self.root.rglob(f"*{_TMP_MARK}*"):
@@ -129,9 +172,13 @@ class RunFolder:
         return dict(self.manifest["iterations"][str(iteration)]["stats"])
 
     def finish_iteration(self, iteration: int, stats: dict[str, Any]) -> None:
-        entry = self._entry(iteration)
-        entry.update(done=True, stats=stats, finished_attempt=self.attempt)
-        self._save_manifest()
+        """Mark ``iteration`` done with its stats (rank 0 writes; every rank then sees it)."""
+        if self.main:
+            entry = self._entry(iteration)
+            entry.update(done=True, stats=stats, finished_attempt=self.attempt)
+            self._save_manifest()
+        distributed.barrier()
+        self.sync()
 
     # -- shards ---------------------------------------------------------------------------------
     def shard_path(self, iteration: int, shard: int) -> Path:
@@ -147,12 +194,14 @@ class RunFolder:
         if header != (iteration, shard, seed, items):
             raise RunFolderError(f"{path}: shard does not match this run (iteration, shard, seed, items) {header}")
         entries = self._entry(iteration)["shards"]
-        if str(shard) not in entries:  # written just before a kill, before the manifest caught up
+        if str(shard) not in entries and self.main:  # written just before a kill, before the manifest caught up
             entries[str(shard)] = self._shard_entry(path, data, recovered=True)
             self._save_manifest()
         return data["records"]
 
     def save_shard(self, iteration: int, shard: int, seed: int, records: list[dict]) -> None:
+        if not self.main:
+            return
         path = self.shard_path(iteration, shard)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"iteration": iteration, "shard": shard, "seed": seed, "attempt": self.attempt, "records": records}

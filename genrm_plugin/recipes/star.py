@@ -16,11 +16,16 @@ iteration's checkpoint; the base model first):
 
 Sampling is split into shards of ``shard_size`` examples; shard ``s`` of iteration ``i`` is
 sampled with the seed ``shard_seed(seed, i, s)`` and saved atomically, so a killed run resumes
-at the first missing shard and produces the same shards as an uninterrupted run.
+at the first missing shard and produces the same shards as an uninterrupted run -- and as a run
+whose shards are split over several ranks (``torchrun`` / ``accelerate launch``).
+
+An iteration that keeps fewer than ``min_train_rows`` rows stops the run with what was sampled
+and what to change (:class:`EmptyIterationError`), unless ``allow_empty_iterations``.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections import defaultdict
@@ -32,13 +37,15 @@ from tqdm.auto import tqdm
 from genrm_plugin.data import JudgeExample, to_judge_examples
 from genrm_plugin.judge import GenerativeJudge
 from genrm_plugin.prompts import parse_verdict
-from genrm_plugin.recipes.context import RecipeContext, RecipeResult, train_stats
+from genrm_plugin.recipes import distributed
+from genrm_plugin.recipes.context import RecipeContext, RecipeResult, release_judge, train_stats
 from genrm_plugin.recipes.examples import judge_prompt
 from genrm_plugin.recipes.run_folder import shard_seed
 from genrm_plugin.recipes.trainers import train_dpo, train_sft
 from genrm_plugin.votes import VoteCount
 
 MODE = "cot"
+logger = logging.getLogger(__name__)
 
 
 def iteration_slices(n_pairs: int, iterations: int, seed: int) -> list[list[int]]:
@@ -61,11 +68,13 @@ def run(ctx: RecipeContext) -> RecipeResult:
             records = sample_iteration(ctx, iteration, indices, start)
             sample_seconds = time.perf_counter() - began
             rows, row_stats = training_rows(ctx, records, AutoTokenizer.from_pretrained(start))
+            check_enough_rows(ctx, iteration, start, records, row_stats)
             train_fn = train_dpo if ctx.recipe.recipe == "star-dpo" else train_sft
             checkpoint, summary = ctx.train_iteration(iteration, start, rows, train_fn)
             stats = {
                 "iteration": iteration,
                 **sampling_stats(records),
+                "too_long": ctx.run.manifest["iterations"].get(str(iteration), {}).get("too_long", 0),
                 **row_stats,
                 "sample_seconds": sample_seconds,
                 **train_stats(summary),
@@ -79,22 +88,82 @@ def run(ctx: RecipeContext) -> RecipeResult:
 
 # -- sampling --------------------------------------------------------------------------------------
 def sample_iteration(ctx: RecipeContext, iteration: int, indices: list[int], model_path: str) -> list[dict]:
-    """Sampled records of every shard of ``iteration`` (finished shards are read, not resampled)."""
+    """Sampled records of every shard of ``iteration`` (finished shards are read, not resampled).
+
+    Examples whose judge prompt does not fit the judge's context are left out first
+    (:func:`fitting_examples`). Under a multi-process launch the missing shards are sampled in
+    rounds of one shard per rank; rank 0 saves every shard of a round before the next starts.
+    """
     examples = to_judge_examples([ctx.pairs[i] for i in indices], seed=ctx.seed)
     for example in examples:
         example.pair_index = indices[example.pair_index]  # index into the whole training set
+    examples = fitting_examples(ctx, iteration, examples, model_path)
     size = ctx.recipe.shard_size
     shards = [examples[s : s + size] for s in range(0, len(examples), size)]
-    judge, records = None, []
-    for number, shard in enumerate(tqdm(shards, desc=f"iteration {iteration}: sampling", unit="shard")):
-        seed = shard_seed(ctx.seed, iteration, number)
-        shard_records = ctx.run.load_shard(iteration, number, seed, len(shard))
-        if shard_records is None:
+    seeds = [shard_seed(ctx.seed, iteration, number) for number in range(len(shards))]
+    done = {number: ctx.run.load_shard(iteration, number, seeds[number], len(shard)) for number, shard in enumerate(shards)}
+    missing = [number for number, records in done.items() if records is None]
+    world, judge = distributed.world_size(), None
+    hinted = ctx.recipe.recipe == "star-rationalizer"
+    for start in tqdm(range(0, len(missing), world), desc=f"iteration {iteration}: sampling", unit="round",
+                      disable=not missing or not distributed.is_main()):
+        mine = {}
+        for number in distributed.my_share(missing[start : start + world]):
             judge = judge or ctx.load_judge(model_path, MODE, adaptive="off", swap=False)
-            shard_records = sample_shard(judge, shard, seed, hinted=ctx.recipe.recipe == "star-rationalizer")
-            ctx.run.save_shard(iteration, number, seed, shard_records)
-        records += shard_records
-    return records
+            mine[number] = sample_shard(judge, shards[number], seeds[number], hinted=hinted)
+        for number, records in sorted(distributed.gather_records(mine).items()):
+            ctx.run.save_shard(iteration, number, seeds[number], records)
+            done[number] = records
+    release_judge(judge)
+    return [record for number in range(len(shards)) for record in done[number]]
+
+
+def fitting_examples(ctx: RecipeContext, iteration: int, examples: list[JudgeExample], model_path: str) -> list[JudgeExample]:
+    """The examples whose judge prompt plus ``max_new_tokens`` fits the judge's positions.
+
+    The rule: a prompt of ``n`` tokens is kept if ``n + max_new_tokens <= max_position_embeddings``
+    of the model's config (no limit known: all kept). The others are left out of sampling, with a
+    warning naming how many, and counted as ``too_long`` in the iteration's stats.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    limit = getattr(AutoConfig.from_pretrained(model_path), "max_position_embeddings", None)
+    if limit is None or not examples:
+        return examples
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    prompts = [judge_prompt(tokenizer, e, MODE, ctx.judge.prompt()) for e in examples]
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    kept = [e for e, n in zip(examples, lengths) if n + ctx.judge.max_new_tokens <= limit]
+    too_long = len(examples) - len(kept)
+    if too_long:
+        logger.warning(f"iteration {iteration}: {too_long} of {len(examples)} judge prompts plus max_new_tokens="
+                       f"{ctx.judge.max_new_tokens} exceed the judge's {limit} positions; they are left out of sampling")
+        ctx.run.manifest["iterations"].setdefault(str(iteration), {"shards": {}, "done": False})["too_long"] = too_long
+    return kept
+
+
+def check_enough_rows(ctx: RecipeContext, iteration: int, start: str, records: list[dict], row_stats: dict) -> None:
+    """Stop the run when an iteration keeps fewer than ``min_train_rows`` rows (unless allowed)."""
+    needed, kept = ctx.recipe.required_train_rows, row_stats["train_rows"]
+    if kept >= needed:
+        return
+    verdicts = [v for r in records for v in r["verdicts"]]
+    parsed = sum(v is not None for v in verdicts)
+    right = sum(v == r["label"] for r in records for v in r["verdicts"])
+    message = (
+        f"{ctx.recipe.recipe} iteration {iteration} keeps {kept} training rows (at least {needed} needed): "
+        f"{len(verdicts)} rationales sampled for {len(records)} judge items from {start}, {parsed} with a parsed "
+        f"verdict, {right} with the right one, {row_stats['filtered_out']} dropped by rationale_filter. Start from a "
+        "judge that writes verdicts (a warm start), check --template / --max_new_tokens / --answer_pattern, raise --k "
+        "or --temperature, or pass --allow_empty_iterations (or a lower --min_train_rows) to go on"
+    )
+    if not ctx.recipe.allow_empty_iterations:
+        raise EmptyIterationError(message)
+    logger.warning(message + " (going on: --allow_empty_iterations)")
+
+
+class EmptyIterationError(ValueError):
+    """A STaR iteration kept (almost) no training rows; the message says what was sampled and what to change."""
 
 
 def sample_shard(judge: GenerativeJudge, examples: list[JudgeExample], seed: int, hinted: bool = False) -> list[dict]:
