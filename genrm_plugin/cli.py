@@ -18,7 +18,7 @@ import pkgutil
 import sys
 
 import genrm_plugin.commands as commands_pkg
-from genrm_plugin.recipes.run_folder import RunFolderError
+from genrm_plugin.run_folder import RunFolderError
 
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "GENRM_DEBUG"

@@ -1,4 +1,5 @@
-"""ArenaHard v0.1 Best-of-N on the real files: verdict parsing, exact win rates, resume, bad input, CLI.
+"""ArenaHard v0.1 Best-of-N on the real files' fixture (tests/data, 47 questions): verdict parsing,
+exact win rates, resume, bad input, offline Hub names, CLI.
 
 The candidate pool of every question is (gpt-3.5-turbo-0125's answer, gpt-4-0613's answer); the
 baseline is gpt-4-0314. Scripted GenRMs and grading judges make the correct win rates known.
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
+
 import pytest
 
 from genrm_plugin.evals.arenahard import ArenaHardEvalConfig, evaluate_arenahard, load_model_answers, win_rate_with_ci
@@ -27,8 +32,8 @@ GRADER_RE = re.compile(
 
 
 @pytest.fixture(scope="module")
-def arena(shared_data):
-    d = shared_data / "arena_hard_v0.1"
+def arena(eval_data):
+    d = eval_data / "arena_hard_v0.1"
     questions = {json.loads(x)["uid"]: json.loads(x)["prompt"] for x in (d / "question.jsonl").read_text().splitlines()}
     return {
         "dir": d,
@@ -141,16 +146,17 @@ def test_always_baseline_grader_gives_win_rate_zero(arena, tmp_path):
     judge = genrm_preferring(set(arena["gpt35"].values()))
     summary = evaluate_arenahard(cfg(arena, tmp_path, strategies=["reference", "knockout", "round_robin"]),
                                  judge, grader(always_baseline(arena)))
-    assert summary["questions"] == 500 and summary["pool_size"] == 2
+    questions = len(arena["questions"])
+    assert summary["questions"] == questions == 47 and summary["pool_size"] == 2
     assert list(summary["systems"]) == ["best-of-1", "genrm-reference", "genrm-knockout", "genrm-round_robin"]
     for name, s in summary["systems"].items():
         assert (s["win_rate"], s["low"], s["high"]) == (0.0, 0.0, 0.0), name
-        assert s["battles"] == 500 * 2 * 3 and s["votes"]["much worse"] == 1000 and s["invalid_games"] == 0
+        assert s["battles"] == questions * 2 * 3 and s["votes"]["much worse"] == 2 * questions and s["invalid_games"] == 0
     run = tmp_path / "run"
     assert (run / "win_rates.png").stat().st_size > 5000
     assert "| best-of-1 " in (run / "table.md").read_text()
     grades = [json.loads(x) for x in (run / "grades.jsonl").read_text().splitlines()]
-    assert len(grades) == 1000  # every system chose the gpt-3.5 answer: each game graded once
+    assert len(grades) == 2 * questions  # every system chose the gpt-3.5 answer: each game graded once
 
 
 def test_genrm_choice_beats_best_of_one_with_known_win_rates(arena, tmp_path):
@@ -174,7 +180,7 @@ def test_genrm_choice_beats_best_of_one_with_known_win_rates(arena, tmp_path):
     assert summary["systems"]["best-of-1"]["win_rate"] == 0.0
     for name in ("genrm-reference", "genrm-knockout"):
         s = summary["systems"][name]
-        wins, ties = 2 * (500 - same), 2 * same
+        wins, ties = 2 * (len(arena["questions"]) - same), 2 * same
         assert s["win_rate"] == pytest.approx((wins + ties / 2) / (wins + ties))
         assert s["votes"] == {"much better": 0, "better": wins, "tie": ties, "worse": 0, "much worse": 0}
         assert s["low"] <= s["win_rate"] <= s["high"] == 1.0
@@ -250,7 +256,7 @@ def test_bad_inputs_get_clear_errors(arena, tmp_path):
     partial = write("answers.jsonl", [{"uid": uid, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": {"answer": "a"}}]}])
     with pytest.raises(EvalInputError, match=r"must cover the same ids"):
         evaluate_arenahard(cfg(arena, tmp_path, candidate_answers=[str(d / "model_answer_gpt-4-0613.jsonl"), partial]), judge, grade)
-    with pytest.raises(EvalInputError, match=r"no baseline answer for 499 question"):
+    with pytest.raises(EvalInputError, match=rf"no baseline answer for {len(arena['questions']) - 1} question"):
         evaluate_arenahard(ArenaHardEvalConfig(questions=str(d / "question.jsonl"), baseline=partial,
                                                candidate_answers=[partial], output_dir=str(tmp_path / "x")), judge, grade)
     broken = write("broken.jsonl", [{"uid": uid, "messages": []}])
@@ -282,3 +288,22 @@ def test_eval_arenahard_cli_with_tiny_models(arena, tmp_path, capsys):
     assert summary["systems"]["best-of-1"]["invalid_games"] == 4  # the random tiny grader writes no verdict
     assert main(args + ["--grader_options", "[1]"]) == 2
     assert "grader_options must be a JSON object" in capsys.readouterr().err
+
+
+def test_questions_hub_name_without_the_hub_gets_one_clear_line(arena, tmp_path):
+    """``--questions`` takes a local file or a datasets name; offline, the error is one line."""
+    code = (
+        "import sys\nfrom genrm_plugin.evals.arenahard import ArenaHardEvalConfig, evaluate_arenahard\n"
+        "config = ArenaHardEvalConfig(questions=sys.argv[1], baseline=sys.argv[2], candidate_answers=[sys.argv[2]],"
+        " output_dir=sys.argv[3])\n"
+        "try:\n    evaluate_arenahard(config, None, None)\nexcept ValueError as e:\n    print(e)"
+    )
+    args = ["lmarena-ai/arena-hard-auto-v0.1", str(arena["dir"] / "model_answer_gpt-4-0314.jsonl"), str(tmp_path / "run")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "ArenaHard questions (--questions): lmarena-ai/arena-hard-auto-v0.1 is not a local file and the Hugging Face "
+        "Hub cannot be reached (HF_HUB_OFFLINE is set); pass a local .jsonl/.json/.parquet file, or run once with "
+        "the Hub reachable (datasets caches it)\n"
+    )

@@ -21,7 +21,7 @@ from genrm_plugin.data import PreferenceDataError
 from genrm_plugin.evals.majority import expected_majority
 from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
 from genrm_plugin.evals.rewardbench import EXAMPLE_COUNTS, SECTIONS, section_scores
-from genrm_plugin.evals.runfolder import RunFolderError
+from genrm_plugin.run_folder import RunFolderError
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.prompts import neutralize
 from genrm_plugin.testing import ScriptedBackend, always, split_judge_prompt
@@ -30,9 +30,9 @@ SUBSETS = list(EXAMPLE_COUNTS)  # 23 RewardBench subsets
 
 
 @pytest.fixture(scope="module")
-def pairs_file(shared_data, tmp_path_factory) -> Path:
+def pairs_file(eval_data, tmp_path_factory) -> Path:
     """92 real pairs (46 ArenaHard, 46 MATH500), 4 per RewardBench subset."""
-    d = shared_data / "arena_hard_v0.1"
+    d = eval_data / "arena_hard_v0.1"
 
     def answers(name):
         rows = [json.loads(x) for x in (d / f"model_answer_{name}.jsonl").read_text().splitlines()]
@@ -42,7 +42,7 @@ def pairs_file(shared_data, tmp_path_factory) -> Path:
     questions = [json.loads(x) for x in (d / "question.jsonl").read_text().splitlines()]
     rows = [{"prompt": q["prompt"], "chosen": gpt4[q["uid"]], "rejected": gpt35[q["uid"]], "id": q["uid"]}
             for q in questions[:46]]
-    for m in (json.loads(x) for x in (shared_data / "math500" / "test.jsonl").read_text().splitlines()[:46]):
+    for m in (json.loads(x) for x in (eval_data / "math500" / "test.jsonl").read_text().splitlines()[:46]):
         sol = m["solution"]
         wrong = sol[: sol.rfind("\\boxed")] + "\\boxed{7919}."
         rows.append({"prompt": m["problem"], "chosen": sol, "rejected": wrong, "id": m["unique_id"]})
@@ -186,7 +186,7 @@ def test_reward_model_scorers(pairs_file, rows, tmp_path, tiny_model_and_tokeniz
     from transformers import LlamaForSequenceClassification
 
     from genrm_plugin.evals.preference import RewardScorer
-    from genrm_plugin.recipes.bt import BTScorer
+    from genrm_plugin.bt_scorer import BTScorer
 
     model, tokenizer = tiny_model_and_tokenizer
     config = model.config.__class__(**{**model.config.to_dict(), "num_labels": 1})

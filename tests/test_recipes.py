@@ -17,7 +17,7 @@ from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.prompts import parse_verdict
 from genrm_plugin.recipes.card import read_card
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
-from genrm_plugin.recipes.run_folder import shard_seed
+from genrm_plugin.recipes.training_run import shard_seed
 from genrm_plugin.recipes.star import iteration_slices, sample_shard, sampling_stats, training_rows
 from genrm_plugin.recipes.synthetic import seed_rationale, synthetic_pairs
 from genrm_plugin.testing import ScriptedBackend, split_judge_prompt

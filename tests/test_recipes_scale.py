@@ -173,13 +173,14 @@ def test_too_long_judge_prompts_are_left_out_with_a_count(warm_judge, caplog):
 
 
 def test_the_sampling_engine_may_change_on_resume(tmp_path, caplog):
-    from genrm_plugin.recipes.run_folder import RunFolder, RunFolderError
+    from genrm_plugin.recipes.training_run import TrainingRun
+    from genrm_plugin.run_folder import RunFolderError
 
     fingerprint = {"configs": {"k": 4}}
-    RunFolder(tmp_path, fingerprint, engine={"sample_backend": "vllm"}).close()
-    RunFolder(tmp_path, fingerprint, engine={"sample_backend": "transformers"}).close()
+    TrainingRun(tmp_path, fingerprint, engine={"sample_backend": "vllm"}).close()
+    TrainingRun(tmp_path, fingerprint, engine={"sample_backend": "transformers"}).close()
     assert "sampling engine changed (sample_backend: 'vllm' -> 'transformers')" in caplog.text
     engines = json.loads((tmp_path / "run.json").read_text())["engines"]
     assert engines == [{"sample_backend": "vllm"}, {"sample_backend": "transformers"}]
     with pytest.raises(RunFolderError, match=r"other settings \(configs.k: 4 -> 8\)"):
-        RunFolder(tmp_path, {"configs": {"k": 8}}, engine={"sample_backend": "transformers"})
+        TrainingRun(tmp_path, {"configs": {"k": 8}}, engine={"sample_backend": "transformers"})

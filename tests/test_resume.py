@@ -19,26 +19,27 @@ from pathlib import Path
 import pytest
 from recipe_kit import ONE_THREAD_ENV, cli_args, one_torch_thread, synthetic_data, tiny_configs, warm_judge  # noqa: F401
 
-from genrm_plugin.recipes.run_folder import MANIFEST, RunFolder, RunFolderError
+from genrm_plugin.recipes.training_run import MANIFEST, TrainingRun
+from genrm_plugin.run_folder import RunFolderError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- the run folder ---------------------------------------------------------------------------------
 def test_run_folder_refuses_other_settings_and_a_second_process(tmp_path):
-    run = RunFolder(tmp_path / "r", {"configs": {"k": 4, "lr": 1e-4}})
+    run = TrainingRun(tmp_path / "r", {"configs": {"k": 4, "lr": 1e-4}})
     with pytest.raises(RunFolderError, match="another genrm train process"):
-        RunFolder(tmp_path / "r", {"configs": {"k": 4, "lr": 1e-4}})
+        TrainingRun(tmp_path / "r", {"configs": {"k": 4, "lr": 1e-4}})
     run.close()
     with pytest.raises(RunFolderError, match=r"configs.k: 4 -> 8"):
-        RunFolder(tmp_path / "r", {"configs": {"k": 8, "lr": 1e-4}})
-    again = RunFolder(tmp_path / "r", {"configs": {"k": 4, "lr": 1e-4}})
+        TrainingRun(tmp_path / "r", {"configs": {"k": 8, "lr": 1e-4}})
+    again = TrainingRun(tmp_path / "r", {"configs": {"k": 4, "lr": 1e-4}})
     assert again.attempt == 2  # the refused opens did not count
     again.close()
 
 
 def test_shards_are_atomic_self_describing_and_recovered(tmp_path):
-    run = RunFolder(tmp_path, {"x": 1})
+    run = TrainingRun(tmp_path, {"x": 1})
     records = [{"pair": 0, "rationales": ["a [[A]]"]}, {"pair": 1, "rationales": ["b"]}]
     assert run.load_shard(1, 0, seed=5, items=2) is None
     run.save_shard(1, 0, 5, records)
@@ -53,7 +54,7 @@ def test_shards_are_atomic_self_describing_and_recovered(tmp_path):
     (tmp_path / "iter-1" / "shards" / ".shard-00002.json.tmp-123").write_text("{partial")  # a killed write
     (tmp_path / f".{MANIFEST}.tmp-123").write_text("{partial")
     run.close()
-    run = RunFolder(tmp_path, {"x": 1})
+    run = TrainingRun(tmp_path, {"x": 1})
     assert not list(tmp_path.rglob("*.tmp-*"))  # temporaries swept at start
     assert run.load_shard(1, 1, seed=9, items=2) == records
     entry = json.loads((tmp_path / MANIFEST).read_text())["iterations"]["1"]["shards"]["1"]
@@ -62,7 +63,7 @@ def test_shards_are_atomic_self_describing_and_recovered(tmp_path):
 
 
 def test_save_dir_replaces_atomically(tmp_path):
-    run = RunFolder(tmp_path, {})
+    run = TrainingRun(tmp_path, {})
     target = run.save_dir(tmp_path / "final", lambda d: (d.mkdir(), (d / "a").write_text("1")))
     assert (target / "a").read_text() == "1"
 

@@ -119,7 +119,7 @@ def generate_candidates(config: GenerateConfig, backend) -> Path:
 
 def _existing(output: Path, id_field: str, n: int) -> set[str]:
     from genrm_plugin.evals.inputs import EvalInputError
-    from genrm_plugin.evals.runfolder import read_records
+    from genrm_plugin.run_folder import read_records
 
     ids = set()
     for number, row in enumerate(read_records(output), start=1):

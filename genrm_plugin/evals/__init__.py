@@ -1,6 +1,6 @@
 """Evaluations: preference accuracy, MATH500 Best-of-N and ArenaHard v0.1 Best-of-N.
 
-Each writes a resumable run folder (:mod:`~genrm_plugin.evals.runfolder`) and is driven from the
+Each writes a resumable run folder (:class:`~genrm_plugin.run_folder.RecordFolder`) and is driven from the
 shell by ``genrm eval preference|math500|arenahard``:
 
 * :mod:`~genrm_plugin.evals.preference` -- accuracy of any judge on preference pairs (maj@K,

@@ -44,7 +44,7 @@ from genrm_plugin.evals.inputs import (
 )
 from genrm_plugin.evals.judgecache import CachedJudge
 from genrm_plugin.evals.plots import plot_bars
-from genrm_plugin.evals.runfolder import RunFolder
+from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.evals.selection import SelectionTask, checked_strategies, run_selections, run_settings
 from genrm_plugin.evals.stats import item_rng, percentile_interval
 from genrm_plugin.evals.tables import markdown_table, percent
@@ -58,13 +58,15 @@ class ArenaHardEvalConfig:
     """Settings of ``genrm eval arenahard``.
 
     Fields:
-        questions: arena-hard ``question.jsonl`` (``uid``, ``prompt``).
+        questions: arena-hard ``question.jsonl`` (``uid``, ``prompt``): a local file or a ``datasets``
+            name with those fields.
         baseline: the baseline's model-answer file (v0.1: ``model_answer_gpt-4-0314.jsonl``).
         candidates: JSONL candidates file keyed by ``uid`` (or use ``candidate_answers``).
         candidate_answers: model-answer files forming the pools (the i-th file is candidate i).
         references: model-answer file of the ``reference`` strategy's references (default: the
             baseline), used where a candidates row has no ``reference``.
         output_dir: the run folder (resumed if it holds a run with the same settings).
+        overwrite: start over in an existing run folder.
         strategies: GenRM Best-of-N strategies (``reference``, ``knockout``, ``round_robin``;
             ``none``: only the best-of-1 row).
         aggregation: how ``round_robin`` aggregates (``copeland`` or ``bradley_terry``).
@@ -126,7 +128,7 @@ def evaluate_arenahard(
     """
     if not config.questions or not config.baseline:
         raise EvalInputError("questions and baseline files are required (--questions, --baseline)")
-    questions = read_table(config.questions, "uid", ("prompt",), what="ArenaHard questions")
+    questions = read_table(config.questions, "uid", ("prompt",), what="ArenaHard questions (--questions)")
     baseline = load_model_answers(config.baseline)
     missing = [u for u in questions if u not in baseline]
     if missing:
@@ -136,7 +138,7 @@ def evaluate_arenahard(
     settings = run_settings(config, judge, judge_info)
     settings["grader"] = grader_info or {"backend": type(grader.backend).__name__, **asdict(grader.sampling),
                                          "attempts": grader.attempts}
-    folder = RunFolder(config.output_dir, settings, overwrite=config.overwrite)
+    folder = RecordFolder(config.output_dir, settings, overwrite=config.overwrite)
 
     chosen = {"best-of-1": {p.id: 0 for p in pools}}
     cached = CachedJudge(judge, folder) if config.strategies else None

@@ -1,8 +1,10 @@
 """Evaluation inputs: id-keyed rows (problems, questions, answers) and candidate pools, checked.
 
 Rows come from a local file (``.jsonl``/``.json``/``.parquet``, optionally ``.gz``) or a
-``datasets`` name, read by the same reader as the preference loader. Every problem is reported
-with the file and line/row, the field, and what to do about it; nothing is dropped silently.
+``datasets`` name (e.g. ``HuggingFaceH4/MATH-500``), read by the same reader as the preference
+loader; a name that cannot be fetched because the Hub is unreachable (or ``HF_HUB_OFFLINE=1``) gets
+one line saying so and what to pass instead. Every problem is reported with the file and line/row,
+the field, and what to do about it; nothing is dropped silently.
 
 Candidates file (what ``genrm generate`` writes): JSON Lines, one object per problem::
 
@@ -51,13 +53,26 @@ def read_rows(source: str | Path, split: str | None = None, what: str = "rows") 
         rows, where = read_source_rows(source, split)
         rows = [(f"{where} {number}", row) for number, row in rows]
     except PreferenceDataError as e:
-        raise EvalInputError(f"{what}: {e}") from None
+        raise EvalInputError(_hub_unreachable(source, what, e) or f"{what}: {e}") from None
     for here, row in rows:
         if not isinstance(row, dict):
             raise EvalInputError(f"{here}: expected a JSON object, got {type(row).__name__}")
     if not rows:
         raise EvalInputError(f"{source}: no {what}")
     return rows
+
+
+def _hub_unreachable(source: str | Path, what: str, error: Exception) -> str | None:
+    """The message for a ``datasets`` name that failed because the Hub cannot be reached, else ``None``."""
+    if Path(source).exists() or not any(s in str(error) for s in ("Couldn't reach", "ConnectionError", "OfflineModeIsEnabled")):
+        return None
+    from huggingface_hub import constants
+
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else "no connection"
+    return (
+        f"{what}: {source} is not a local file and the Hugging Face Hub cannot be reached ({why}); "
+        "pass a local .jsonl/.json/.parquet file, or run once with the Hub reachable (datasets caches it)"
+    )
 
 
 def read_table(

@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict
 from typing import Any, Sequence
 
-from genrm_plugin.evals.runfolder import RunFolder
+from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.votes import Preference, flip_preference
 
 
@@ -33,7 +33,7 @@ class CachedJudge:
     """
 
     def __init__(
-        self, judge: Any, folder: RunFolder | None = None, store: str = "judgments.jsonl", keep_rationales: bool = False
+        self, judge: Any, folder: RecordFolder | None = None, store: str = "judgments.jsonl", keep_rationales: bool = False
     ) -> None:
         self.judge = judge
         self.folder = folder

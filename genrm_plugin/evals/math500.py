@@ -4,8 +4,12 @@ Inputs: the problems (``unique_id``, ``problem``, ``answer``; a local file or a 
 such as ``HuggingFaceH4/MATH-500``) and a candidates file with N solutions per ``unique_id`` (see
 :mod:`genrm_plugin.evals.inputs`; ``genrm generate`` writes one).
 
-1. **Grading** (:mod:`~genrm_plugin.evals.grading`): each candidate's last boxed answer is checked
-   against ``answer`` with math-verify; candidates without a boxed answer are wrong and counted.
+1. **Grading** (:mod:`~genrm_plugin.evals.grading`): each candidate's final answer is extracted
+   under the ``answer_extraction`` policy (``lenient``: the last boxed answer, else math-verify's
+   "final answer is" / "Answer:" / last-expression extraction; ``boxed``: the last boxed answer
+   only) and checked against ``answer`` with math-verify; an expression copied from the problem
+   statement counts only if it is the gold answer as written. Candidates without an answer are
+   wrong and counted. The summary reports the policy used and the candidate accuracy under both.
 2. **Curves**: for each pool size n in ``n_values`` (default 1, 2, 4, ..., N) and each problem, the
    methods choose from size-n subsets of the pool (every subset when there are few, else
    ``subsamples`` random ones; all methods see the same subsets):
@@ -13,12 +17,12 @@ such as ``HuggingFaceH4/MATH-500``) and a candidates file with N solutions per `
    * ``genrm-<strategy>``: the GenRM's Best-of-N choice (:func:`~genrm_plugin.bon.best_of_n`);
    * ``majority``: self-consistency over final answers (equal answers by math-verify); a tie
      between answer classes scores the expected accuracy of a uniform pick among them; a subset
-     with no boxed answer scores 0;
+     with no answer scores 0;
    * ``random``: a uniform pick (its expected accuracy, the share of correct candidates);
    * ``oracle``: pass@n, whether any candidate in the subset is correct.
 
    A problem's score at n is its mean over subsets; the curve point is the mean over problems with
-   a normal-approximation ``ci`` interval over problems.
+   a normal-approximation ``ci`` interval over problems, clipped to [0, 100] %.
 3. **Run folder**: ``config.json``, ``grades.jsonl``, ``judgments.jsonl`` (every GenRM comparison,
    judged once), ``selections.jsonl``, ``summary.json``, ``table.md``, ``curves.png``. Rerunning
    the same command resumes: graded pools, judgments and selections already written are reused.
@@ -31,11 +35,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from genrm_plugin.evals.grading import GradedPool, grade_pool
+from genrm_plugin.evals.grading import ANSWER_EXTRACTION, GradedPool, check_policy, grade_pool
 from genrm_plugin.evals.inputs import CandidatePool, EvalInputError, load_candidates, read_table
 from genrm_plugin.evals.judgecache import CachedJudge
 from genrm_plugin.evals.plots import plot_lines
-from genrm_plugin.evals.runfolder import RunFolder
+from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.evals.selection import SelectionTask, checked_strategies, run_selections, run_settings
 from genrm_plugin.evals.stats import draw_subsets, mean_ci, powers_of_two
 from genrm_plugin.evals.tables import markdown_table, percent, percent_ci
@@ -64,6 +68,9 @@ class Math500EvalConfig:
         chunk_size: selections per judge batch (a killed run loses at most one chunk).
         ci: confidence level of the intervals.
         grading_timeout: math-verify timeout in seconds (main thread only; off it, no timeout).
+        answer_extraction: how a candidate's final answer is found: ``lenient`` (default: the last
+            ``\\boxed{}``, else math-verify's "final answer is" / "Answer:" extraction, else the last
+            expression) or ``boxed`` (the last ``\\boxed{}`` only; a candidate without one is wrong).
         overwrite: start over in an existing run folder.
     """
 
@@ -81,17 +88,19 @@ class Math500EvalConfig:
     chunk_size: int = 64
     ci: float = 0.95
     grading_timeout: int = 5
+    answer_extraction: str = "lenient"
     overwrite: bool = False
 
     def __post_init__(self) -> None:
         self.strategies = checked_strategies("Math500EvalConfig", self.strategies, self.aggregation)
+        check_policy(self.answer_extraction, "Math500EvalConfig.answer_extraction (--answer_extraction)")
         if self.subsamples < 1 or self.chunk_size < 1:
             raise ValueError("Math500EvalConfig.subsamples and chunk_size must be >= 1")
 
 
 def load_problems(source: str, split: str | None = "test") -> dict[str, dict[str, Any]]:
     """MATH500 problems keyed by ``unique_id`` (each with string ``problem`` and ``answer``)."""
-    return read_table(source, "unique_id", ("problem", "answer"), split=split, what="MATH500 problems")
+    return read_table(source, "unique_id", ("problem", "answer"), split=split, what="MATH500 problems (--problems)")
 
 
 def evaluate_math500(config: Math500EvalConfig, judge: Any = None, judge_info: dict | None = None) -> dict[str, Any]:
@@ -113,9 +122,9 @@ def evaluate_math500(config: Math500EvalConfig, judge: Any = None, judge_info: d
     n_values = sorted(set(config.n_values)) or powers_of_two(pool_size)
     if n_values[0] < 1 or n_values[-1] > pool_size:
         raise EvalInputError(f"n_values {n_values} must lie in 1..{pool_size} (the pool size N)")
-    folder = RunFolder(config.output_dir, run_settings(config, judge, judge_info), overwrite=config.overwrite)
+    folder = RecordFolder(config.output_dir, run_settings(config, judge, judge_info), overwrite=config.overwrite)
 
-    grades = _grade(folder, pools, problems, config.grading_timeout)
+    grades = _grade(folder, pools, problems, config)
     subsets = {
         (p.id, n): draw_subsets(pool_size, n, config.subsamples, config.subsample_seed, p.id) for p in pools for n in n_values
     }
@@ -148,11 +157,13 @@ def evaluate_math500(config: Math500EvalConfig, judge: Any = None, judge_info: d
     return summary
 
 
-def _grade(folder: RunFolder, pools: list[CandidatePool], problems: dict, timeout: int) -> dict[str, GradedPool]:
-    done = {r["unique_id"]: GradedPool(r["answers"], r["correct"], r["classes"]) for r in folder.records(GRADES)}
+def _grade(folder: RecordFolder, pools: list[CandidatePool], problems: dict, config: Math500EvalConfig) -> dict[str, GradedPool]:
+    done = {r.pop("unique_id"): GradedPool(**r) for r in folder.records(GRADES)}
     todo = [p for p in pools if p.id not in done]
     for pool in tqdm(todo, desc="grading (math-verify)", unit="problem", disable=not todo):
-        graded = grade_pool(problems[pool.id]["answer"], pool.candidates, timeout)
+        problem = problems[pool.id]
+        graded = grade_pool(problem["answer"], pool.candidates, config.grading_timeout, config.answer_extraction,
+                            problem["problem"])
         done[pool.id] = graded
         folder.append(GRADES, [{"unique_id": pool.id, **asdict(graded)}])
     return {p.id: done[p.id] for p in pools}
@@ -205,6 +216,8 @@ def _summary(config, pools, grades, n_values, scores, cached) -> dict[str, Any]:
             curves[method][str(n)] = {"accuracy": mean, "low": low, "high": high}
     all_grades = list(grades.values())
     total = sum(len(g.correct) for g in all_grades)
+    by_policy = {p: sum(sum(g.correct_by_policy[p]) for g in all_grades) / total for p in ANSWER_EXTRACTION}
+    sources = [s for g in all_grades for s in g.sources]
     return {
         "benchmark": "MATH500",
         "problems": len(pools),
@@ -213,9 +226,14 @@ def _summary(config, pools, grades, n_values, scores, cached) -> dict[str, Any]:
         "subsamples": config.subsamples,
         "ci_level": config.ci,
         "grading": {
+            "answer_extraction": config.answer_extraction,
             "candidates": total,
             "correct": sum(sum(g.correct) for g in all_grades),
+            "no_answer": sum(g.no_answer for g in all_grades),
             "no_boxed_answer": sum(g.no_boxed for g in all_grades),
+            "answer_sources": {s: sources.count(s) for s in ("boxed", "answer_phrase", "last_expression")},
+            "copied_from_problem": sum(sum(g.copied) for g in all_grades),
+            "accuracy_by_policy": by_policy,
             "problems_with_a_correct_candidate": sum(any(g.correct) for g in all_grades),
         },
         "judge": None if cached is None else {"comparisons_judged": cached.misses, "comparisons_reused": cached.hits},
@@ -230,9 +248,11 @@ def _table(summary: dict[str, Any]) -> str:
         rows.append([method] + [percent_ci(curve[str(n)]["accuracy"], curve[str(n)]["low"], curve[str(n)]["high"])
                                 for n in n_values])
     g = summary["grading"]
+    other = " / ".join(f"{p} {percent(a)}%" for p, a in g["accuracy_by_policy"].items())
     note = (
         f"\n\n{summary['problems']} problems, N = {summary['pool_size']}; accuracy % [{int(100 * summary['ci_level'])}% CI]. "
-        f"Candidates: {g['candidates']}, correct {percent(g['correct'] / g['candidates'])}%, "
-        f"without a boxed answer: {g['no_boxed_answer']}."
+        f"Answer extraction: {g['answer_extraction']}. Candidates: {g['candidates']}, correct "
+        f"{percent(g['correct'] / g['candidates'])}% (by policy: {other}), without an answer: {g['no_answer']}, "
+        f"without a boxed answer: {g['no_boxed_answer']}, rejected as copied from the problem: {g['copied_from_problem']}."
     )
     return markdown_table(["method"] + [f"N={n}" for n in n_values], rows) + note

@@ -37,7 +37,7 @@ from genrm_plugin.data import PreferencePair, load_preferences, to_judge_example
 from genrm_plugin.evals.inputs import EvalInputError
 from genrm_plugin.evals.plots import plot_lines
 from genrm_plugin.evals.rewardbench import section_scores
-from genrm_plugin.evals.runfolder import RunFolder
+from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.evals.selection import run_settings
 from genrm_plugin.evals.majority import Expected, credit, expected_majority
 from genrm_plugin.evals.stats import powers_of_two
@@ -106,7 +106,7 @@ def evaluate_preferences(
         raise EvalInputError("no preference data given (--data FILE.jsonl or a datasets name)")
     pairs = load_preferences(config.data, config.split, limit=config.limit, subsets=config.subsets or None)
     kind, k_max, ks = _judge_shape(config, judge)
-    folder = RunFolder(
+    folder = RecordFolder(
         config.output_dir, {**run_settings(config, judge, judge_info), "kind": kind, "k_max": k_max},
         overwrite=config.overwrite,
     )

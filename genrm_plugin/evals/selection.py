@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from genrm_plugin.evals.runfolder import RunFolder
+from genrm_plugin.run_folder import RecordFolder
 
 SELECTIONS = "selections.jsonl"
 
@@ -77,7 +77,7 @@ def run_settings(config: Any, judge: Any = None, judge_info: dict | None = None)
 
 def run_selections(
     judge: Any,
-    folder: RunFolder,
+    folder: RecordFolder,
     strategy: str,
     tasks: Sequence[SelectionTask],
     chunk_size: int = 64,

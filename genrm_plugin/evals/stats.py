@@ -3,7 +3,9 @@
 * :func:`draw_subsets`: the pools a size-``n`` Best-of-N curve point is averaged over: every size-``n``
   subset when there are at most ``count`` of them (exact average), else ``count`` distinct random
   ones (seeded per problem, so reruns and resumed runs draw the same).
-* :func:`mean_ci`: mean over problems with a normal-approximation interval (``z * sd / sqrt(P)``).
+* :func:`mean_ci`: mean over problems with a normal-approximation interval (``z * sd / sqrt(P)``),
+  clipped to the range the values can take (shares: [0, 1], i.e. [0, 100] %), so a table never
+  shows 101.0%.
 * :func:`percentile_interval`: the percentile bootstrap interval at a given level.
 """
 
@@ -54,15 +56,24 @@ def z_value(level: float) -> float:
     return statistics.NormalDist().inv_cdf(0.5 + level / 2)
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): normal-approximation interval of the mean of ``values``."""
+def mean_ci(
+    values: Sequence[float], level: float = 0.95, bounds: tuple[float, float] | None = (0.0, 1.0)
+) -> tuple[float, float, float]:
+    """(mean, low, high): normal-approximation interval of the mean of ``values``.
+
+    ``bounds``: the range the values lie in (default: shares in [0, 1]); the interval is clipped to
+    it (``None``: not clipped).
+    """
     if not values:
         return float("nan"), float("nan"), float("nan")
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, mean, mean
     half = z_value(level) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, low, high
 
 
 def percentile_interval(samples: Sequence[float], level: float) -> tuple[float, float]:

@@ -7,7 +7,7 @@
 * ``judge-zero-shot`` (:mod:`~genrm_plugin.recipes.zero_shot`): the untrained LLM-as-judge baseline.
 
 :func:`train_judge` runs one (:mod:`~genrm_plugin.recipes.runner`); configs in
-:mod:`~genrm_plugin.recipes.config`; the run folder in :mod:`~genrm_plugin.recipes.run_folder`.
+:mod:`~genrm_plugin.recipes.config`; the run folder in :mod:`~genrm_plugin.recipes.training_run`.
 """
 
 from genrm_plugin.recipes.config import RECIPES, RecipeConfig, TrainConfig

@@ -18,7 +18,7 @@ from genrm_plugin.data import PreferencePair
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.recipes import distributed
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
-from genrm_plugin.recipes.run_folder import RunFolder, shard_seed
+from genrm_plugin.recipes.training_run import TrainingRun, shard_seed
 from genrm_plugin.recipes.trainers import TrainResult
 
 TRAIN_RESULT = "train_result.json"
@@ -100,7 +100,7 @@ class RecipeContext:
     recipe: RecipeConfig
     train: TrainConfig
     judge: JudgeConfig
-    run: RunFolder
+    run: TrainingRun
     pairs: list[PreferencePair]
     base_model: str
     eval_source: tuple[str, str | None, int | None] | None = None

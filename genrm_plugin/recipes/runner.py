@@ -20,7 +20,8 @@ from genrm_plugin.recipes import distributed
 from genrm_plugin.recipes.card import build_card, write_card
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig, config_dict
 from genrm_plugin.recipes.context import RecipeContext, RecipeResult, copy_model
-from genrm_plugin.recipes.run_folder import RunFolder, fingerprint_hash
+from genrm_plugin.recipes.training_run import TrainingRun
+from genrm_plugin.run_folder import fingerprint_hash
 from genrm_plugin.recipes.stats import write_stats
 from genrm_plugin.recipes.trl_fields import is_result_setting, passthrough_names
 
@@ -128,11 +129,11 @@ def _check_model_args(recipe: RecipeConfig, model_args: Any) -> None:
                          "pass the base model with --model only")
 
 
-def _open_run(recipe: RecipeConfig, fingerprint: dict[str, Any], engine: dict[str, Any]) -> RunFolder:
+def _open_run(recipe: RecipeConfig, fingerprint: dict[str, Any], engine: dict[str, Any]) -> TrainingRun:
     """Rank 0 opens (locks, checks, creates) the run folder; the other ranks then read it."""
-    run = RunFolder(recipe.output_dir, fingerprint, overwrite=recipe.overwrite, engine=engine) if distributed.is_main() else None
+    run = TrainingRun(recipe.output_dir, fingerprint, overwrite=recipe.overwrite, engine=engine) if distributed.is_main() else None
     distributed.barrier()
-    return run or RunFolder(recipe.output_dir, fingerprint, main=False)
+    return run or TrainingRun(recipe.output_dir, fingerprint, main=False)
 
 
 def _push_final(final: Path, train: TrainConfig, recipe: str) -> None:
@@ -149,7 +150,7 @@ def _load(source: str | None, split: str | None, limit: int | None, columns: dic
     return load_preferences(source, split, limit=limit, columns=columns) if source else []
 
 
-def _base_model(run: RunFolder, model: str) -> str:
+def _base_model(run: TrainingRun, model: str) -> str:
     """The base model's path: ``toy`` is built once into ``<run>/base`` (atomically)."""
     if model != "toy":
         return model

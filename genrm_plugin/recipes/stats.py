@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genrm_plugin.recipes.run_folder import atomic_write_json
+from genrm_plugin.run_folder import atomic_write_json
 
 RATE_KEYS = {
     "frac_pairs_with_correct": "pairs with >= 1 correct rationale",

@@ -1,4 +1,6 @@
-"""The run folder of ``genrm train``: durable shards, a manifest, checkpoints -- what makes runs resumable.
+"""The run folder of ``genrm train`` (:class:`TrainingRun`): durable shards, a manifest, checkpoints.
+
+What makes training runs resumable, on the shared pieces of :mod:`genrm_plugin.run_folder`.
 
 Layout::
 
@@ -11,13 +13,13 @@ Layout::
     stats.json, stats.png     per-iteration statistics
     final/                    the trained judge (save_pretrained) + genrm_card.json + README.md
 
-Every file is written to a temporary name and renamed into place (``os.replace``), so a run
-killed at any moment leaves only complete files; temporaries are swept at the next start. A shard
+Every file is written atomically (:mod:`genrm_plugin.run_folder`), so a run killed at any moment
+leaves only complete files; temporaries are swept at the next start. A shard
 file names its iteration, shard index, seed and item count, so a restart reuses every finished
 shard (even one written just before the manifest was updated) and samples only the rest; the
 manifest's ``attempt`` per shard records which run attempt wrote it. One process at a time holds
 a folder (``flock`` on ``.lock``); in a multi-process run only rank 0 opens it for writing
-(``main=False`` on the other ranks, which re-read the manifest with :meth:`RunFolder.sync`).
+(``main=False`` on the other ranks, which re-read the manifest with :meth:`TrainingRun.sync`).
 """
 
 from __future__ import annotations
@@ -26,22 +28,19 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from genrm_plugin.recipes import distributed
+from genrm_plugin.run_folder import (
+    RunFolderError, atomic_dir, atomic_write_json, settings_differences, sweep_temporaries,
+)
 
 MANIFEST = "manifest.json"
 RUN_FILE = "run.json"
-_TMP_MARK = ".tmp-"
 logger = logging.getLogger(__name__)
-
-
-class RunFolderError(RuntimeError):
-    """The run folder cannot be used (another config, another process holds it)."""
 
 
 def shard_seed(seed: int, iteration: int, shard: int) -> int:
@@ -50,25 +49,7 @@ def shard_seed(seed: int, iteration: int, shard: int) -> int:
     return int.from_bytes(digest[:4], "big") % (2**31 - 1)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsync and rename (never a partial file)."""
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True) + "\n")
-
-
-def fingerprint_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-class RunFolder:
+class TrainingRun:
     """A run folder opened for one attempt (see the module docstring for the layout).
 
     Args:
@@ -96,7 +77,7 @@ class RunFolder:
         if overwrite:
             self._clear()
         self._check_fingerprint(fingerprint, engine or {})
-        self._sweep_temporaries()
+        sweep_temporaries(self.root)
         path = self.root / MANIFEST
         self.manifest = json.loads(path.read_text()) if path.exists() else {"attempts": 0, "iterations": {}}
         self.manifest["attempts"] += 1
@@ -126,13 +107,13 @@ class RunFolder:
         run = json.loads(path.read_text())
         stored, engines = run["fingerprint"], run.get("engines", [])
         if stored != fingerprint:
-            diffs = sorted(_differences(stored, fingerprint))
+            diffs = sorted(settings_differences(stored, fingerprint))
             raise RunFolderError(
                 f"{self.root} holds a run with other settings ({', '.join(diffs)}); "
                 "restart with the same command, choose another --output_dir, or pass --overwrite to start afresh"
             )
         if engines and engines[-1] != engine:
-            logger.warning(f"{self.root}: sampling engine changed ({', '.join(_differences(engines[-1], engine))}); "
+            logger.warning(f"{self.root}: sampling engine changed ({', '.join(settings_differences(engines[-1], engine))}); "
                            "shards already written are kept, missing ones are sampled with the new engine")
         if not engines or engines[-1] != engine:
             atomic_write_json(path, {**run, "engines": [*engines, engine]})
@@ -147,13 +128,6 @@ class RunFolder:
             )
         for path in entries:
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-
-    def _sweep_temporaries(self) -> None:
-        for path in self.root.rglob(f"*{_TMP_MARK}*"):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
 
     def _save_manifest(self) -> None:
         atomic_write_json(self.root / MANIFEST, self.manifest)
@@ -232,20 +206,4 @@ class RunFolder:
 
     def save_dir(self, target: Path, save: Callable[[Path], None]) -> Path:
         """Build a directory with ``save(tmp_dir)``, then rename it to ``target`` (replacing it)."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}{_TMP_MARK}{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        save(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-        return target
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+        return atomic_dir(target, save)
