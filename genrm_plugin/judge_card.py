@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable
 
-from genrm_plugin.config import field_default, set_fields as parsed_fields
+from genrm_plugin.config_parser import field_default, set_fields as parsed_fields
 
 CARD_FILE = "genrm_card.json"
 logger = logging.getLogger("genrm_plugin")
@@ -52,7 +52,7 @@ def read_card_judge(model: str | Path | None) -> tuple[dict[str, Any], Path] | N
 def apply_card(config: Any, model: str | Path | None, set_fields: Iterable[str] | None = None) -> Any:
     """``config`` (a :class:`~genrm_plugin.judge.JudgeConfig`) with the defaults of ``model``'s card.
 
-    ``set_fields``: the fields the user set; ``None``: those :func:`genrm_plugin.config.parse_configs`
+    ``set_fields``: the fields the user set; ``None``: those :func:`genrm_plugin.config_parser.parse_configs`
     recorded (flags, YAML), else those that differ from the dataclass defaults (the Python API
     cannot tell a default passed on purpose).
     """

@@ -27,7 +27,7 @@ from genrm_plugin.recipes.synthetic import write_synthetic
 
 PACKAGE = Path(__file__).resolve().parents[1] / "genrm_plugin"
 WARM_SOURCES = ["toy/model.py", "toy/tokenizer.py", "prompts.py", "recipes/synthetic.py", "recipes/trainers.py",
-                "recipes/examples.py", "recipes/config.py", "data.py"]
+                "recipes/training_rows.py", "recipes/config.py", "data.py"]
 
 
 def _warm_key() -> str:

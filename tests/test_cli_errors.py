@@ -76,7 +76,7 @@ def test_unknown_command_evaluation_and_stray_argument(capsys):
 
 
 def test_debug_flag_and_env_show_the_traceback(monkeypatch, capsys, tmp_path):
-    from genrm_plugin.config import ConfigError
+    from genrm_plugin.config_parser import ConfigError
 
     with pytest.raises(ConfigError, match="JudgeConfig.k must be >= 1"):
         main(["judge", "--k", "0", "--debug"])

@@ -1,7 +1,7 @@
 """`genrm <command> --help`: every config field's doc, default and choices, from the one source.
 
 The docs come from each config dataclass's ``Fields:`` docstring section (or, for TRL's own trainer
-arguments, their ``help`` metadata); :func:`genrm_plugin.config.field_docs` parses the section.
+arguments, their ``help`` metadata); :func:`genrm_plugin.config_parser.field_docs` parses the section.
 """
 
 import dataclasses
@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-import genrm_plugin.config as config_module
+import genrm_plugin.config_parser as config_module
 from genrm_plugin.cli import available_commands, main
 from genrm_plugin.commands.eval import EVALS
-from genrm_plugin.config import ConfigError, field_docs, missing_field_docs, parse_configs
+from genrm_plugin.config_parser import ConfigError, field_docs, missing_field_docs, parse_configs
 
 COMMANDS = [[name] for name in sorted(available_commands()) if name != "eval"] + [["eval", name] for name in EVALS]
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from genrm_plugin.cli import main
-from genrm_plugin.config import ConfigError, parse_configs
+from genrm_plugin.config_parser import ConfigError, parse_configs
 from genrm_plugin.judge import JudgeConfig
 from genrm_plugin.recipes.card import read_card
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig

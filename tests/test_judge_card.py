@@ -10,7 +10,7 @@ import logging
 import pytest
 
 from genrm_plugin.cli import main
-from genrm_plugin.config import parse_configs
+from genrm_plugin.config_parser import parse_configs
 from genrm_plugin.integrations.common import build_reward
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.judge_card import CARD_FILE, apply_card

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genrm_plugin.config import parse_configs
+from genrm_plugin.config_parser import parse_configs
 from genrm_plugin.judge import JudgeConfig
 from genrm_plugin.prompts import judge_messages
 

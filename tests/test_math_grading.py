@@ -19,7 +19,7 @@ from genrm_plugin.evals.grading import (
     parse_answer,
     text_answer,
 )
-from genrm_plugin.evals.stats import mean_ci
+from genrm_plugin.evals.intervals import mean_ci
 
 WRONG = "7919"
 

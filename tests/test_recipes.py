@@ -283,7 +283,7 @@ def test_seed_rationale_names_the_right_candidate():
 
 
 def test_configs_defaults_validation_and_yaml(tmp_path):
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
 
     assert RecipeConfig(recipe="star-sft").iterations == 3 and RecipeConfig(recipe="bt").iterations == 1
     train = TrainConfig()
@@ -345,7 +345,7 @@ def test_cli_train_runs_a_recipe(tmp_path, warm_judge, synthetic_data, capsys):
 def test_training_prompts_match_what_the_judge_renders(tiny_model_and_tokenizer, example, config, shown):
     """Training rows use the exact text GenerativeJudge sends to the backend."""
     from genrm_plugin.backends.transformers import TransformersBackend
-    from genrm_plugin.recipes.examples import judge_prompt
+    from genrm_plugin.recipes.training_rows import judge_prompt
 
     model, tokenizer = tiny_model_and_tokenizer
     rendered = []

@@ -42,7 +42,7 @@ def test_trl_arguments_reach_the_trl_configs_unchanged(tmp_path):
 
 
 def test_trl_arguments_as_flags_and_what_a_resume_may_change():
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
     from genrm_plugin.recipes.runner import train_config_types, train_fingerprint
 
     argv = ["--recipe", "star-sft", "--report_to", "tensorboard", "--push_to_hub", "--hub_model_id", "me/j",

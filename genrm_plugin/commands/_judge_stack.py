@@ -17,7 +17,7 @@ def parse_with_judge_stack(own: Sequence[type], argv: list[str], prog: str) -> t
     from genrm_plugin.backends.factory import BackendConfig
     from genrm_plugin.backends.openai import OpenAIConfig
     from genrm_plugin.backends.vllm import VLLMConfig
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
     from genrm_plugin.judge import JudgeConfig
 
     *configs, backend_cfg, vllm_cfg, openai_cfg, judge_cfg = parse_configs(

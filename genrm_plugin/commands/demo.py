@@ -11,7 +11,7 @@ HELP = "run the embedded demo: train tiny judges in a verifiable world, use them
 
 
 def main(argv: list[str]) -> int:
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
     from genrm_plugin.demo.config import DemoConfig
     from genrm_plugin.demo.run import run_demo
 

@@ -25,7 +25,7 @@ USAGE = (
 
 
 def main(argv: list[str]) -> int:
-    from genrm_plugin.config import ConfigError
+    from genrm_plugin.config_parser import ConfigError
 
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
 
 
 def _preference(argv: list[str]):
-    from genrm_plugin.config import ConfigError
+    from genrm_plugin.config_parser import ConfigError
     from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
 
     cfg, backend_cfgs, judge_cfg = parse_with_judge_stack((PreferenceEvalConfig,), argv, "genrm eval preference")

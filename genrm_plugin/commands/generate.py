@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
     from genrm_plugin.backends.factory import BackendConfig, load_backend
     from genrm_plugin.backends.openai import OpenAIConfig
     from genrm_plugin.backends.vllm import VLLMConfig
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
 
     config, backend_cfg, vllm_cfg, openai_cfg = parse_configs(
         (GenerateConfig, BackendConfig, VLLMConfig, OpenAIConfig), argv, "genrm generate"

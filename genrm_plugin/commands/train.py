@@ -11,7 +11,7 @@ HELP = "train a judge: --recipe bt|genrm|star-sft|star-dpo|star-rationalizer|jud
 
 
 def main(argv: list[str]) -> int:
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
     from genrm_plugin.recipes import distributed
     from genrm_plugin.recipes.card import read_card
     from genrm_plugin.recipes.runner import train_config_types, train_judge

@@ -46,7 +46,7 @@ from genrm_plugin.evals.judgecache import CachedJudge
 from genrm_plugin.evals.plots import plot_bars
 from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.evals.selection import SelectionTask, checked_strategies, run_selections, run_settings
-from genrm_plugin.evals.stats import item_rng, percentile_interval
+from genrm_plugin.evals.intervals import item_rng, percentile_interval
 from genrm_plugin.evals.tables import markdown_table, percent
 
 GRADES = "grades.jsonl"

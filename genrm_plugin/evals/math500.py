@@ -41,7 +41,7 @@ from genrm_plugin.evals.judgecache import CachedJudge
 from genrm_plugin.evals.plots import plot_lines
 from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.evals.selection import SelectionTask, checked_strategies, run_selections, run_settings
-from genrm_plugin.evals.stats import draw_subsets, mean_ci, powers_of_two
+from genrm_plugin.evals.intervals import draw_subsets, mean_ci, powers_of_two
 from genrm_plugin.evals.tables import markdown_table, percent, percent_ci
 
 GRADES = "grades.jsonl"

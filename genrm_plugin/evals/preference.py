@@ -40,7 +40,7 @@ from genrm_plugin.evals.rewardbench import section_scores
 from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.evals.selection import run_settings
 from genrm_plugin.evals.majority import Expected, credit, expected_majority
-from genrm_plugin.evals.stats import powers_of_two
+from genrm_plugin.evals.intervals import powers_of_two
 from genrm_plugin.evals.tables import markdown_table, percent
 from genrm_plugin.prompts import parse_verdict
 

@@ -55,7 +55,7 @@ def configs_from_file(path: str | None, extra: Sequence[type] = (), prog: str = 
 
 def parse_file_configs(argv: Sequence[str], prog: str) -> tuple[Any, ...]:
     """All :func:`file_config_types` from flags / ``--config`` YAML."""
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
 
     return parse_configs(file_config_types(), argv, prog)
 

@@ -28,7 +28,7 @@ SAMPLE_BACKENDS = ("transformers", "vllm")  # engines that load a local checkpoi
 SAMPLING_STRATEGIES = ("random", "sequential", "group_by_length")  # transformers TrainingArguments.train_sampling_strategy
 # Fields that act for some recipes only. One YAML file may hold them for every recipe: a value from
 # the file is ignored where it has no effect; set on the command line there, it is an error
-# (see genrm_plugin.config).
+# (see genrm_plugin.config_parser).
 RECIPE_SCOPED_FIELDS = {
     "iterations": STAR_RECIPES,
     "keep_per_example": ("star-sft", "star-rationalizer"),
@@ -175,10 +175,6 @@ class RecipeConfig:
         if self.min_train_rows is not None:
             return self.min_train_rows
         return 8 if self.recipe == "star-dpo" else 1
-
-    @property
-    def is_star(self) -> bool:
-        return self.recipe in STAR_RECIPES
 
 
 BARE_FLAG = {"nargs": "?", "const": True}  # an optional bool that works as ``--bf16`` as well as ``--bf16 false``

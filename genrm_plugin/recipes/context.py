@@ -26,7 +26,7 @@ TrainFn = Callable[..., tuple[Any, Any, TrainResult]]
 
 
 def train_stats(summary: dict[str, Any]) -> dict[str, Any]:
-    """The per-iteration statistics of a training summary (see :mod:`genrm_plugin.recipes.stats`)."""
+    """The per-iteration statistics of a training summary (see :mod:`genrm_plugin.recipes.iteration_stats`)."""
     return {
         "trained": summary["trained"],
         "train_loss": summary["loss"],
@@ -71,7 +71,7 @@ class RecipeResult:
 
     Fields:
         checkpoint: the final model's folder (copied to ``final/`` with the card).
-        stats: one dict per iteration (see :mod:`genrm_plugin.recipes.stats`).
+        stats: one dict per iteration (see :mod:`genrm_plugin.recipes.iteration_stats`).
         kind: ``judge`` (generative, loads into a backend) or ``bt`` (a scalar reward model).
         judge_mode: how to ask the judge: ``cot`` or ``no_cot`` (``None`` for a BT model).
     """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from genrm_plugin.data import to_judge_examples
 from genrm_plugin.prompts import verdict_text
 from genrm_plugin.recipes.context import RecipeContext, RecipeResult
-from genrm_plugin.recipes.examples import judge_prompt
+from genrm_plugin.recipes.training_rows import judge_prompt
 from genrm_plugin.recipes.trainers import train_sft
 
 MODE = "no_cot"

@@ -22,7 +22,7 @@ from genrm_plugin.recipes.config import RecipeConfig, TrainConfig, config_dict
 from genrm_plugin.recipes.context import RecipeContext, RecipeResult, copy_model
 from genrm_plugin.recipes.training_run import TrainingRun
 from genrm_plugin.run_folder import fingerprint_hash
-from genrm_plugin.recipes.stats import write_stats
+from genrm_plugin.recipes.iteration_stats import write_stats
 from genrm_plugin.recipes.trl_fields import is_result_setting, passthrough_names
 
 # How sampling / evaluation engines run: not part of what a run is (a resumed run may switch them;

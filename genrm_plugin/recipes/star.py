@@ -39,7 +39,7 @@ from genrm_plugin.judge import GenerativeJudge
 from genrm_plugin.prompts import parse_verdict
 from genrm_plugin.recipes import distributed
 from genrm_plugin.recipes.context import RecipeContext, RecipeResult, release_judge, train_stats
-from genrm_plugin.recipes.examples import judge_prompt
+from genrm_plugin.recipes.training_rows import judge_prompt
 from genrm_plugin.recipes.training_run import shard_seed
 from genrm_plugin.recipes.trainers import train_dpo, train_sft
 from genrm_plugin.votes import VoteCount

@@ -76,7 +76,7 @@ def warm_start(
 
     from genrm_plugin.prompts import PromptConfig, judge_messages, render_messages
     from genrm_plugin.recipes.config import TrainConfig
-    from genrm_plugin.recipes.examples import judge_prompt
+    from genrm_plugin.recipes.training_rows import judge_prompt
     from genrm_plugin.recipes.trainers import train_sft
     from genrm_plugin.toy import save_tiny
 
