@@ -9,7 +9,7 @@ import pytest
 
 from genrm_plugin.demo.base_model import length_sorted_steps
 from genrm_plugin.demo.config import QUICK, DemoConfig
-from genrm_plugin.evals.stats import powers_of_two
+from genrm_plugin.evals.intervals import powers_of_two
 
 JUDGES = {"zero-shot", "warm-start", "bt", "genrm", "star-sft", "star-dpo"}
 PLOTS = {"accuracy_by_judge.png", "accuracy_vs_k.png", "star_iterations.png", "best_of_n.png", "grpo.png"}
@@ -94,7 +94,7 @@ def test_quick_preset_and_validation():
 
 
 def test_cli_flags_and_yaml(tmp_path):
-    from genrm_plugin.config import parse_configs
+    from genrm_plugin.config_parser import parse_configs
 
     yaml = tmp_path / "demo.yaml"
     yaml.write_text("bon_n: 16\nseed: 3\n")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_plugin.data import PreferencePair, to_judge_examples
-from genrm_plugin.recipes.examples import judge_prompt
+from genrm_plugin.recipes.training_rows import judge_prompt
 from genrm_plugin.toy.world import WorldPair, judge_rationale, make_pairs, parse_question, prompt_config
 
 SPLIT_FILES = {"train": "train.jsonl", "id": "eval_id.jsonl", "ood": "eval_ood.jsonl"}

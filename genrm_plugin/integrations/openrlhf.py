@@ -43,7 +43,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from genrm_plugin.integrations.common import ItemScore, numeric_scores
+from genrm_plugin.reward import ItemScore
 
 RESPONSE_FROM = ("strip_prompt", "after_marker", "query")
 REFERENCE_FROM = ("labels", "label_field", "reference_fn")
@@ -148,7 +148,7 @@ def score_items(reward: Any, items: Sequence[RewardItem]) -> list[ItemScore]:
         for i, ref in zip(missing, generated):
             references[i] = ref
     prefs = reward.preferences(questions, [it.response for it in items], references)
-    return numeric_scores(reward, prefs)
+    return reward.item_scores(prefs)
 
 
 def response_payload(name: str, scores: Sequence[ItemScore]) -> dict[str, Any]:
