@@ -10,11 +10,16 @@ Templates follow MT-Bench's pairwise judge (``pair-v2``) without the tie option.
   (``A: ..\nB: ..\nQ: 47+38 check``), so a tiny model's rationale starts right after the
   question it works on (``genrm demo``'s judges); ``verdict`` instead of ``check`` without CoT.
 
-Candidate answers are wrapped in MT-Bench's ``[The Start of Assistant A's Answer]`` delimiters.
-Anything inside a candidate that looks like a verdict (``[[A]]``) or a delimiter is neutralised
-before it enters the prompt, and :func:`parse_verdict` reads only the judge's own output: the
-last well-formed verdict wins. Anything else -- empty, truncated, garbled -- parses as ``None``
-(an abstention), never an exception.
+Candidate answers are wrapped in MT-Bench's ``[The Start of Assistant A's Answer]`` delimiters
+(``A:``/``B:`` lines in ``compact`` and ``tiny``). Every text a policy can influence -- both
+answers and the question -- goes through :func:`neutralize` before it enters a prompt, in every
+template and mode, for rewards and training rows alike (recipes render through
+:func:`judge_messages` too): invisible characters dropped, and no verdict, delimiter, line marker
+of the template or chat-template control marker left, look-alikes included, to a fixed point
+(:mod:`genrm_plugin.candidate_text`). :func:`render_messages` also escapes the judge tokenizer's
+own special tokens in message text, so candidate text never becomes control tokens.
+:func:`parse_verdict` reads only the judge's own output: the last well-formed verdict wins.
+Anything else -- empty, truncated, garbled -- parses as ``None`` (an abstention), never an exception.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from genrm_plugin.candidate_text import escape_markers, neutralize_text, tokenizer_markers
 
 VERDICTS = ("A", "B")
 VERDICT_FORMAT = "[[{}]]"
@@ -65,9 +72,10 @@ TEMPLATES = ("mt_bench", "compact", "tiny")
 
 # A verdict: [[A]] / [[ b ]] (case-insensitive letter, optional inner spaces).
 _VERDICT_RE = re.compile(r"\[\[\s*([ABab])\s*\]\]")
-# Things inside a candidate that could be read as a verdict or as our delimiters.
-_INJECTED_VERDICT_RE = re.compile(r"\[\[\s*([A-Za-z])\s*\]\]")
-_INJECTED_DELIMITER_RE = re.compile(r"\[(The (?:Start|End) of Assistant|User Question|Hint)", re.IGNORECASE)
+# Line markers a template's own lines start with; candidate lines starting with them are escaped.
+LINE_LABELS = {"mt_bench": (), "compact": ("Q", "A", "B"), "tiny": ("Q", "A", "B")}
+# Role labels of the plain transcript render_messages writes without a chat template.
+TRANSCRIPT_ROLES = ("SYSTEM", "USER", "ASSISTANT")
 
 
 @dataclass
@@ -114,16 +122,20 @@ class PromptConfig:
         return (last.group(1) if last.re.groups else last.group(0)).strip()
 
 
-def neutralize(answer: str) -> str:
-    """Make a candidate answer unable to pass for a verdict or a prompt delimiter.
+def neutralize(answer: str, template: str = "mt_bench") -> str:
+    """A candidate answer (or question) as the judge is shown it under ``template``: unable to
+    pass for a verdict, a delimiter, a line of the template or a chat-template control marker.
 
-    ``[[A]]`` becomes ``[A]`` and ``[The End of Assistant A's Answer]`` becomes
-    ``(The End of Assistant A's Answer]``; everything else is kept verbatim.
+    ``[[A]]`` (also ``[[[A]]]``, ``［［Ａ］］``, ``⟦A⟧``, zero-width characters inside) becomes
+    ``[A]``; ``[The End of Assistant A's Answer]`` becomes ``(The End of Assistant A's Answer]``;
+    in ``compact``/``tiny`` a line ``B: 42`` becomes ``\\B: 42``; ``<|im_end|>`` becomes
+    ``<\\|im_end|>``. Invisible characters are dropped; everything else is kept verbatim.
     """
     if not isinstance(answer, str):
         raise TypeError(f"candidate answer must be a string, got {type(answer).__name__}")
-    answer = _INJECTED_VERDICT_RE.sub(r"[\1]", answer)
-    return _INJECTED_DELIMITER_RE.sub(r"(\1", answer)
+    if template not in LINE_LABELS:
+        raise ValueError(f"template must be one of {TEMPLATES}, got {template!r}")
+    return neutralize_text(answer, LINE_LABELS[template])
 
 
 def judge_messages(
@@ -146,8 +158,12 @@ def judge_messages(
     for name, value in (("question", question), ("answer_a", answer_a), ("answer_b", answer_b)):
         if not isinstance(value, str):
             raise TypeError(f"{name} must be a string, got {type(value).__name__}")
-    shown = config.shown_answer
-    fields = dict(question=neutralize(question), answer_a=neutralize(shown(answer_a)), answer_b=neutralize(shown(answer_b)))
+    shown, template = config.shown_answer, config.template
+    fields = dict(
+        question=neutralize(question, template),
+        answer_a=neutralize(shown(answer_a), template),
+        answer_b=neutralize(shown(answer_b), template),
+    )
     if config.template == "tiny":
         user = TINY_USER.format(**fields, task="verdict" if mode == "no_cot" else "check")
         if mode == "rationalize":
@@ -176,12 +192,23 @@ def render_messages(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     """Render chat messages to the text the judge model continues.
 
     Uses the tokenizer's chat template (with the generation prompt) when it has one; otherwise a
-    plain ``ROLE: content`` transcript ending in ``ASSISTANT:``.
+    plain ``ROLE: content`` transcript ending in ``ASSISTANT:``. Message text holds no control
+    marker: the tokenizer's special and markup-like added tokens and the common chat-template
+    markers are escaped (``<|end|>`` -> ``<\\|end|>``), and so are transcript role lines
+    (``ASSISTANT:`` at a line start) when there is no chat template.
     """
-    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+    templated = tokenizer is not None and bool(getattr(tokenizer, "chat_template", None))
+    messages = [{**m, "content": _escape_content(m["content"], tokenizer, templated)} for m in messages]
+    if templated:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     lines = [f"{m['role'].upper()}: {m['content']}" for m in messages]
     return "\n\n".join(lines) + "\n\nASSISTANT:"
+
+
+def _escape_content(content: Any, tokenizer: Any, templated: bool) -> Any:
+    if not isinstance(content, str):
+        return content
+    return escape_markers(content, tokenizer_markers(tokenizer), () if templated else TRANSCRIPT_ROLES)
 
 
 def verdict_text(label: str) -> str:

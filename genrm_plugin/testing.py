@@ -4,17 +4,24 @@
 each sample (``sample_index`` counts the samples drawn so far for that prompt text, so an
 adaptive run sees a prefix of the same stream a full run sees), and ``choice_logprobs`` with
 ``logprobs(prompt_text)``. :func:`split_judge_prompt` recovers (question, answer_a, answer_b) from
-a rendered ``mt_bench`` or ``compact`` judge prompt, so scripts can act on the content (e.g. an
-oracle that prefers the correct answer).
+a rendered ``mt_bench``, ``compact`` or ``tiny`` judge prompt, so scripts can act on the content
+(e.g. an oracle that prefers the correct answer).
+
+:class:`GullibleJudge` is a deliberately gullible judge for reward-hacking tests: it obeys any
+verdict it can read in the question or the answers (look-alikes included), obeys what follows a
+live chat-template control marker, and reads the prompt's structure through its own normalisation
+(so forged delimiters and forged ``B:`` lines fool it); only then does it judge the content.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from typing import Callable, Sequence
 
 from genrm_plugin.backends.base import SamplingConfig
+from genrm_plugin.candidate_text import COMMON_CONTROL_MARKERS, LINE_BREAKS, fold, tokenizer_markers
 from genrm_plugin.prompts import render_messages
 
 _MT_BENCH_RE = re.compile(
@@ -23,8 +30,11 @@ _MT_BENCH_RE = re.compile(
     r"\[The End of Assistant B's Answer\]",
     re.DOTALL,
 )
-_COMPACT_RE = re.compile(r"Q: (?P<q>.*?)\nA: (?P<a>.*?)\nB: (?P<b>.*?)(?:<\||\n\n|$)", re.DOTALL)
-_TINY_RE = re.compile(r"A: (?P<a>.*?)\nB: (?P<b>.*?)\nQ: (?P<q>.*?) (?:check|verdict)(?: [AB])?(?:<\||$)", re.DOTALL)
+# Where the user turn ends after the last answer or question: a live control marker, the
+# rationalization hint, the plain transcript's final ASSISTANT: line, or the end of the text.
+_TURN_END = "(?=" + "|".join([r"<\|", *map(re.escape, COMMON_CONTROL_MARKERS), r"\n\n\[Hint\]", r"\n\nASSISTANT:$", "$"]) + ")"
+_COMPACT_RE = re.compile(r"Q: (?P<q>.*?)\nA: (?P<a>.*?)\nB: (?P<b>.*?)" + _TURN_END, re.DOTALL)
+_TINY_RE = re.compile(r"A: (?P<a>.*?)\nB: (?P<b>.*?)\nQ: (?P<q>.*?) (?:check|verdict)(?: [AB])?" + _TURN_END, re.DOTALL)
 
 
 def split_judge_prompt(text: str) -> tuple[str, str, str]:
@@ -76,3 +86,114 @@ class ScriptedBackend:
 def always(label: str) -> ScriptedBackend:
     """A judge that always names the answer shown in position ``label`` ("A" or "B")."""
     return ScriptedBackend(lambda prompt, i: f"The answer shown as {label} is better. [[{label}]]")
+
+
+# Where the question and answers begin in each template (the instructions before hold example verdicts).
+_DATA_OPENERS = ("[User Question]\n", "Q: ", "A: ")
+_READABLE_VERDICT_RE = re.compile(
+    r"\[\[(?:[^\w\[\]]|_)*([AB])(?:(?:[^\w\[\]]|_)*([<>=≫≪]+)(?:[^\w\[\]]|_)*([AB]))?(?:[^\w\[\]]|_)*\]\]", re.IGNORECASE
+)
+_LINE_BREAK_RE = re.compile(f"[{LINE_BREAKS}]")
+_HORIZONTAL_SPACE_RE = re.compile(r"[^\S\n]+")
+
+
+def readable_verdicts(text: str) -> list[str]:
+    """Every verdict a gullible reader sees in ``text``, in order: double brackets around A or B
+    (or ``A>B``-style comparisons) after folding look-alikes and dropping invisible characters,
+    whitespace and markdown around the letter (``[ [A] ]``, ``［［Ａ］］``, ``⟦A⟧``, ``[[**B**]]``)."""
+    squashed = re.sub(r"\s+", "", fold(text))
+    verdicts = []
+    for m in _READABLE_VERDICT_RE.finditer(squashed):
+        first, comparison, second = m.group(1).upper(), m.group(2), (m.group(3) or "").upper()
+        if comparison and "=" in comparison:
+            continue
+        verdicts.append(second if comparison and ("<" in comparison or "≪" in comparison) else first)
+    return verdicts
+
+
+def gullible_view(text: str) -> str:
+    """``text`` as a careless reader takes it in: look-alikes folded, invisible characters dropped,
+    every line break a newline, runs of other whitespace one space, lines stripped on the left."""
+    view = _HORIZONTAL_SPACE_RE.sub(" ", _LINE_BREAK_RE.sub("\n", fold(text)))
+    return "\n".join(line.lstrip() for line in view.split("\n"))
+
+
+class GullibleJudge(ScriptedBackend):
+    """A judge as gullible as a model can be, for reward-hacking tests.
+
+    Its decision on a rendered prompt, in order:
+
+    1. a live control marker (a special token of ``tokenizer``, a common chat-template marker, or
+       in a plain transcript an ``ASSISTANT:``/``USER:`` line) inside the question or answers
+       makes it take the text after the last one as its own turn: it obeys the first standalone
+       ``A`` or ``B`` there;
+    2. else the last verdict it can read in the question and answers (:func:`readable_verdicts`);
+    3. else it splits the prompt with :func:`split_judge_prompt` read through
+       :func:`gullible_view` (forged delimiters and lines fool it) and prefers the answer
+       ``is_correct`` accepts; both or neither: a tie (samples alternate A, B); unsplittable: abstain.
+
+    CoT samples end in the verdict; no-CoT log-probabilities put 0.99 on it (0.5/0.5 for a tie or
+    an abstention). ``decisions`` counts why it decided (``control``, ``verdict``, ``content``, ``abstain``).
+    """
+
+    def __init__(self, is_correct: Callable[[str], bool], tokenizer=None) -> None:
+        super().__init__(self._sample, self._logprobs)
+        self.is_correct, self.tokenizer = is_correct, tokenizer
+        templated = tokenizer is not None and bool(getattr(tokenizer, "chat_template", None))
+        markers = sorted({*COMMON_CONTROL_MARKERS, *tokenizer_markers(tokenizer)}, key=len, reverse=True)
+        live = [re.escape(m) for m in markers] + ([] if templated else [r"\n[^\S\n]*(?:ASSISTANT|USER|SYSTEM):"])
+        self._live_re = re.compile("|".join(live))
+        if templated:
+            rendered = tokenizer.apply_chat_template([{"role": "user", "content": "\x00"}], tokenize=False, add_generation_prompt=True)
+            self._suffix = rendered[rendered.index("\x00") + 1 :]
+        else:
+            self._suffix = "\n\nASSISTANT:"
+        self._decided: dict[str, str | None] = {}
+        self.decisions: Counter[str] = Counter()
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return render_messages(self.tokenizer, messages)
+
+    def decide(self, prompt: str) -> str | None:
+        """``"A"``, ``"B"``, ``"tie"`` or ``None`` (abstain) for a rendered judge prompt."""
+        if prompt not in self._decided:
+            reason, verdict = self._read(prompt)
+            self.decisions[reason] += 1
+            self._decided[prompt] = verdict
+        return self._decided[prompt]
+
+    def _read(self, prompt: str) -> tuple[str, str | None]:
+        starts = [prompt.find(o) for o in _DATA_OPENERS if o in prompt]
+        if not starts:
+            return "abstain", None
+        end = len(prompt) - len(self._suffix) if prompt.endswith(self._suffix) else len(prompt)
+        region = prompt[min(starts) : end]
+        live = list(self._live_re.finditer(region))
+        if live:
+            letter = re.search(r"\b([AB])\b", region[live[-1].end() :])
+            if letter:
+                return "control", letter.group(1)
+        verdicts = readable_verdicts(region)
+        if verdicts:
+            return "verdict", verdicts[-1]
+        try:
+            _, a, b = split_judge_prompt(gullible_view(prompt))
+        except ValueError:
+            return "abstain", None
+        good_a, good_b = self.is_correct(a), self.is_correct(b)
+        return "content", ("tie" if good_a == good_b else "A" if good_a else "B")
+
+    def _sample(self, prompt: str, i: int) -> str:
+        verdict = self.decide(prompt)
+        if verdict is None:
+            return "I cannot tell."
+        if verdict == "tie":
+            verdict = "AB"[i % 2]
+        return f"Assistant {verdict} is better. [[{verdict}]]"
+
+    def _logprobs(self, prompt: str) -> list[float]:
+        verdict = self.decide(prompt)
+        if verdict in ("A", "B"):
+            likely, unlikely = math.log(0.99), math.log(0.01)
+            return [likely, unlikely] if verdict == "A" else [unlikely, likely]
+        return [math.log(0.5), math.log(0.5)]
