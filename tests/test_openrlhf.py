@@ -20,6 +20,7 @@ agent = pytest.importorskip("openrlhf.utils.agent", reason="`pip install --no-de
 from genrm_plugin.integrations import common  # noqa: E402
 from genrm_plugin.integrations import openrlhf as genrm_openrlhf  # noqa: E402
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig  # noqa: E402
+from genrm_plugin.prompts import neutralize  # noqa: E402
 from genrm_plugin.reward import GenRMReward  # noqa: E402
 from genrm_plugin.server import create_app  # noqa: E402
 from genrm_plugin.serving.batcher import BatchConfig  # noqa: E402
@@ -94,7 +95,7 @@ def test_openrlhf_http_client_against_our_server(tiny_model_and_tokenizer):
     # The judge saw the bare response (prompt cut off, EOS stripped) and the label as the reference.
     shown = {(q, frozenset((x, y))) for q, x, y in seen}
     for question, response, reference in CASES:
-        assert (chat(tokenizer, question), frozenset((response, reference))) in shown
+        assert (neutralize(chat(tokenizer, question)), frozenset((response, reference))) in shown  # control tokens escaped
     # OpenRLHF turns the reward into its experience tensors like this (samples_generator).
     assert torch.tensor([outputs[0]["reward"]]).numel() == 1
 

@@ -15,6 +15,7 @@ import pytest
 
 from genrm_plugin.integrations.openrlhf import OpenRLHFConfig
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
+from genrm_plugin.prompts import neutralize
 from genrm_plugin.reward import GenRMReward, RewardConfig
 from genrm_plugin.server import ServeConfig, create_app
 from genrm_plugin.serving.batcher import BatchConfig
@@ -83,7 +84,7 @@ def test_response_is_cut_from_query_and_end_token_stripped(server):
     finally:
         server.backend.script = original
     question, a, b = seen[0]
-    assert question == PROMPT and {a, b} == {"It is 42.", "It is 32."}
+    assert question == neutralize(PROMPT) and {a, b} == {"It is 42.", "It is 32."}  # its control tokens escaped
 
 
 def test_mappings_and_reference_in_label_field():
@@ -144,11 +145,13 @@ def test_failing_backend_answers_503_and_spares_batch_neighbours(server):
 
     good, bad, good2 = asyncio.run(fire())
     assert bad.status_code == 503
-    assert bad.json()["error"]["type"] == "backend_error" and "judge exploded" in bad.json()["error"]["message"]
+    error = bad.json()["error"]
+    assert error["code"] == "backend_error" and error["request_id"] == bad.headers["x-request-id"]
+    assert "judge exploded" not in bad.text and "RuntimeError" not in bad.text  # details stay in the server log
     assert good.status_code == 200 and good.json()["scores"] == [1.0]
     assert good2.status_code == 200 and good2.json()["scores"] == [0.0]
     assert_alive(server)
-    assert httpx.get(server.url + "/health").json()["counters"]["get_reward"]["failures"] >= 1
+    assert server.server.config.app.state.batchers["get_reward"].stats["failures"] >= 1
 
 
 def test_backend_failure_without_isolation_fails_the_whole_batch():
@@ -186,7 +189,7 @@ def test_abuse_gets_json_errors_and_server_survives(server, body, status, kind, 
     r = httpx.post(server.url + "/get_reward", content=body, headers={"content-type": "application/json"}, timeout=30)
     assert r.status_code == status, r.text
     error = r.json()["error"]
-    assert error["type"] == kind and error["message"]
+    assert error["code"] == kind and error["message"]
     for f in fields:
         assert f in error["fields"]
     assert_alive(server)
@@ -200,7 +203,7 @@ def test_oversize_streamed_body_without_length(server):
         yield b'"], "prompts": ["x"], "labels": ["r"]}'
 
     r = httpx.post(server.url + "/get_reward", content=chunks(), headers={"content-type": "application/json"}, timeout=30)
-    assert r.status_code == 413 and r.json()["error"]["type"] == "body_too_large"
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
     assert_alive(server)
 
 
@@ -212,7 +215,7 @@ def test_compare_abuse(server):
     r = post(server, "/v1/compare", {"prompts": ["q"], "answers_a": ["a"], "answers_b": ["b"], "extra": 1})
     assert r.status_code == 422 and r.json()["error"]["fields"] == ["extra"]
     r = post(server, "/v1/compare", {"prompts": ["q"], "answers_a": ["BOOM"], "answers_b": ["b"]})
-    assert r.status_code == 503 and r.json()["error"]["type"] == "backend_error"
+    assert r.status_code == 503 and r.json()["error"]["code"] == "backend_error"
     assert httpx.get(server.url + "/nope").status_code == 404
     assert_alive(server)
 
@@ -223,7 +226,7 @@ def test_bearer_token():
         good = payload(["It is 42."], ["It is 32."])
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}, {"Authorization": "Basic s3cret"}):
             r = post(s, "/get_reward", good, headers=headers)
-            assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
+            assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
         r = httpx.post(s.url + "/get_reward", content=b"{broken", headers={"content-type": "application/json"})
         assert r.status_code == 401  # the token is checked before the body is looked at
         assert httpx.get(s.url + "/health").status_code == 200  # liveness stays open
@@ -246,15 +249,20 @@ def test_request_timeout_answers_503(tiny_backend):
     reward = GenRMReward(GenerativeJudge(backend, JudgeConfig(k=1, swap=False)))
     with ServerThread(create_app(reward, ServeConfig(request_timeout_s=0.1))) as s:
         r = post(s, "/get_reward", payload(["a"], ["b"]))
-        assert r.status_code == 503 and r.json()["error"]["type"] == "timeout"
+        assert r.status_code == 503 and r.json()["error"]["code"] == "timeout"
         assert httpx.get(s.url + "/health").status_code == 200
 
 
-def test_health_reports_judge_and_counters(server):
-    h = httpx.get(server.url + "/health").json()
+def test_health_is_minimal_without_the_token_and_detailed_with_it():
+    reward, _ = scripted_reward()
+    with ServerThread(create_app(reward, token="s3cret")) as s:
+        assert post(s, "/get_reward", payload(["42"], ["41"]), headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            assert httpx.get(s.url + "/health", headers=headers).json() == {"status": "ok"}
+        h = httpx.get(s.url + "/health", headers={"Authorization": "Bearer s3cret"}).json()
     assert h["status"] == "ok" and h["backend"] == "ScriptedBackend"
     assert h["judge"] == {"mode": "cot", "k": 3, "swap": True} and h["reward"]["mapping"] == "win_prob"
-    assert h["counters"]["get_reward"]["batches"] >= 1
+    assert h["counters"]["get_reward"]["batches"] >= 1 and h["limits"]["max_item_tokens"] > 0
 
 
 def test_tiny_model_server_matches_in_process_reward(tiny_backend):
@@ -295,20 +303,21 @@ def test_genrm_serve_command_with_shared_yaml(tmp_path):
     config = tmp_path / "genrm.yaml"
     config.write_text(f"model: toy\nmode: no_cot\nport: {port}\nmax_wait_ms: 1\nquestion_key: prompt\nlog_level: warning\n")
     proc = subprocess.Popen([sys.executable, "-m", "genrm_plugin.cli", "serve", "--config", str(config), "--mapping", "centered"],
-                            env=dict(os.environ, GENRM_SERVER_TOKEN=""), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=dict(os.environ, GENRM_SERVER_TOKEN="t0ken"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    auth = {"Authorization": "Bearer t0ken"}
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
         while True:
             try:
-                health = httpx.get(url + "/health", timeout=2)
+                health = httpx.get(url + "/health", timeout=2, headers=auth)
                 break
             except httpx.TransportError:
                 assert proc.poll() is None, proc.stdout.read()
                 assert time.monotonic() < deadline, "genrm serve did not come up"
                 time.sleep(0.3)
         assert health.json()["judge"]["mode"] == "no_cot" and health.json()["reward"]["mapping"] == "centered"
-        body = httpx.post(url + "/get_reward", json=payload(["It is 42."], ["It is 32."]), timeout=60).json()
+        body = httpx.post(url + "/get_reward", json=payload(["It is 42."], ["It is 32."]), timeout=60, headers=auth).json()
         assert 0.0 <= body["scores"][0] <= 1.0 and body["rewards"][0] == pytest.approx(2 * body["scores"][0] - 1)
     finally:
         proc.terminate()

@@ -38,6 +38,7 @@ micro-batches the concurrent calls OpenRLHF makes from its threads into shared j
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -90,12 +91,14 @@ class OpenRLHFConfig:
 
 
 class RequestError(ValueError):
-    """A request the protocol cannot use; ``field`` names the bad field (``query[3]``)."""
+    """A request the protocol cannot use; ``field`` names the bad field (``query[3]``), ``code`` the
+    kind of problem (``invalid_request``, ``invalid_unicode``)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, code: str = "invalid_request") -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.detail = message
+        self.code = code
 
 
 @dataclass
@@ -125,8 +128,8 @@ def parse_request(
     pattern = re.compile(config.question_pattern, re.DOTALL) if config.question_pattern else None
     items = []
     for i, query in enumerate(queries):
-        _require_str(query, f"query[{i}]")
-        prompt = None if prompts is None else _require_str(prompts[i], f"prompts[{i}]")
+        require_text(query, f"query[{i}]")
+        prompt = None if prompts is None else require_text(prompts[i], f"prompts[{i}]")
         question, response = _split(config, query, prompt, i)
         if pattern is not None:
             match = pattern.search(question)
@@ -210,11 +213,27 @@ def reward_func(queries, prompts, labels=None, **kwargs):
     return default_reward()(queries, prompts, labels, **kwargs)
 
 
-# -- helpers ------------------------------------------------------------------------------------
-def _require_str(value: Any, name: str) -> str:
+def require_text(value: Any, name: str) -> str:
+    """``value`` if it is a string of valid Unicode; else :class:`RequestError` naming ``name``.
+
+    Lone surrogates (``"\\ud800"`` in JSON) decode to Python strings but are no text: tokenizers and
+    HTTP clients fail on them deep in the judge, so they are refused here (``invalid_unicode``).
+    """
     if not isinstance(value, str):
         raise RequestError(name, f"must be a string, got {type(value).__name__}")
+    if not value.isascii():
+        bad = _SURROGATE.search(value)
+        if bad is not None:
+            raise RequestError(
+                name, f"lone surrogate U+{ord(bad.group()):04X} at character {bad.start()} is not valid Unicode; "
+                "send UTF-8 text", code="invalid_unicode",
+            )
     return value
+
+
+# -- helpers ------------------------------------------------------------------------------------
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNITS_PER_CALL = 4096  # end markers one regex call may remove (the GIL is held for one call at a time)
 
 
 def _split(config: OpenRLHFConfig, query: str, prompt: str | None, row: int) -> tuple[str, str]:
@@ -237,20 +256,35 @@ def _split(config: OpenRLHFConfig, query: str, prompt: str | None, row: int) -> 
 
 
 def _strip_end(text: str, suffixes: Sequence[str]) -> str:
-    changed = True
-    while changed:
-        changed = False
-        stripped = text.rstrip()
-        for suffix in suffixes:
-            if suffix and stripped.endswith(suffix):
-                text, changed = stripped[: -len(suffix)], True
-                break
-    return text
+    """``text`` without the run of end markers (and whitespace between them) at its end.
+
+    The same as removing, again and again, the first of ``suffixes`` that ends the right-stripped
+    text (whitespace before the innermost marker removed stays), in linear time: a regular
+    expression scans the reversed text, at most ``_UNITS_PER_CALL`` markers per call, so a thread
+    running this on megabytes of markers never holds the interpreter for long.
+    """
+    units = _marker_units(tuple(s for s in suffixes if s and not s[-1].isspace()))
+    if units is None or not text:
+        return text
+    backwards = text[::-1]
+    cut = 0
+    while (found := units.match(backwards, cut).end()) > cut:
+        cut = found
+    return text[: len(text) - cut]
+
+
+@functools.lru_cache(maxsize=16)
+def _marker_units(suffixes: tuple[str, ...]) -> re.Pattern | None:
+    """Up to ``_UNITS_PER_CALL`` (whitespace, marker) units at the start of reversed text."""
+    if not suffixes:
+        return None
+    alternatives = "|".join(re.escape(s[::-1]) for s in suffixes)
+    return re.compile(rf"(?:\s*+(?:{alternatives})){{0,{_UNITS_PER_CALL}}}")
 
 
 def _reference(config: OpenRLHFConfig, label: Any, row: int) -> str:
     if config.reference_from == "labels":
-        return _require_str(label, f"labels[{row}]")
+        return require_text(label, f"labels[{row}]")
     if isinstance(label, str):
         try:
             label = json.loads(label)
@@ -258,4 +292,4 @@ def _reference(config: OpenRLHFConfig, label: Any, row: int) -> str:
             raise RequestError(f"labels[{row}]", "is not a JSON object (reference_from='label_field')") from None
     if not isinstance(label, dict) or config.label_field not in label:
         raise RequestError(f"labels[{row}]", f"has no field {config.label_field!r}")
-    return _require_str(label[config.label_field], f"labels[{row}].{config.label_field}")
+    return require_text(label[config.label_field], f"labels[{row}].{config.label_field}")

@@ -1,10 +1,42 @@
-"""Request and response bodies of the reward server (pydantic; strict types, no coercion)."""
+"""Request and response bodies of the reward server (pydantic; strict types, no coercion), and
+:func:`read_body`, which turns raw request bytes into one of them (run it off the event loop)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictStr, ValidationError
+
+from genrm_plugin.serving.guards import ServiceError, validation_error
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def read_body(raw: bytes, model: type[Body]) -> Body:
+    """``raw`` as a ``model``: 422 ``invalid_unicode`` (not UTF-8), 400 ``invalid_json``, 422 ``invalid_request``.
+
+    The standard library parses the JSON (it keeps ``"\\ud800"`` escapes as lone surrogates, which
+    the handlers then refuse by field with ``invalid_unicode``, where pydantic's parser would call
+    the whole body malformed).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ServiceError(422, "invalid_unicode", f"body: not UTF-8 at byte {e.start}; send UTF-8 encoded JSON", ["body"]) from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ServiceError(400, "invalid_json", "request body is not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise validation_error(e.errors(include_url=False, include_input=False)) from None
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting ``model`` as the JSON body of a route that reads raw bytes."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
 
 
 class RewardRequest(BaseModel):
@@ -56,6 +88,6 @@ class CompareResponse(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error: ``{"error": {"type", "message", "fields"}}`` (``fields``: offending fields)."""
+    """Every error: ``{"error": {"code", "message", "fields", "request_id"}}`` (``fields``: offending fields)."""
 
     error: dict[str, Any]
