@@ -187,15 +187,14 @@ class FailOnMarker:
 
 def serve_failing(argv: list[str]) -> int:
     """``genrm serve`` (same flags) with the judge wrapped in :class:`FailOnMarker`."""
-    from genrm_plugin.integrations.common import build_reward, config_types, parse_file_configs, pick
-    from genrm_plugin.integrations.openrlhf import OpenRLHFConfig
-    from genrm_plugin.server import ServeConfig, create_app, run_server
-    from genrm_plugin.serving.batcher import BatchConfig
+    from genrm_plugin.server import create_app, run_server
+    from genrm_plugin.settings import Settings
 
-    *stack, serve, batch, openrlhf = pick(parse_file_configs(argv, "server_load"), (*config_types(), ServeConfig, BatchConfig, OpenRLHFConfig))
-    reward = build_reward(*stack)
+    settings = Settings.parse(argv, "server_load")
+    reward = settings.build_reward()
     reward.judge.backend = FailOnMarker(reward.judge.backend)
-    run_server(create_app(reward, serve, openrlhf, batch, token=os.environ["GENRM_SERVER_TOKEN"]), serve, token_set=True)
+    app = create_app(reward, settings.serve, settings.openrlhf, settings.batch, token=os.environ["GENRM_SERVER_TOKEN"])
+    run_server(app, settings.serve, token_set=True)
     return 0
 
 

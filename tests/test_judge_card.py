@@ -11,7 +11,7 @@ import pytest
 
 from genrm_plugin.cli import main
 from genrm_plugin.config_parser import parse_configs
-from genrm_plugin.integrations.common import build_reward
+from genrm_plugin.settings import Settings
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.judge_card import CARD_FILE, apply_card
 from genrm_plugin.toy import save_tiny
@@ -60,13 +60,10 @@ def test_python_api_non_defaults_win(judge_folder, caplog):
 
 def test_cli_and_reward_stack_read_the_card(judge_folder, capsys):
     from genrm_plugin.backends.factory import BackendConfig
-    from genrm_plugin.backends.openai import OpenAIConfig
-    from genrm_plugin.backends.vllm import VLLMConfig
-    from genrm_plugin.reward import RewardConfig
 
     assert main(["judge", "--model", str(judge_folder), "--no_swap"]) == 0
     assert "mode=no_cot template=compact k=3" in capsys.readouterr().out
-    reward = build_reward(BackendConfig(model=str(judge_folder)), VLLMConfig(), OpenAIConfig(), JudgeConfig(), RewardConfig())
+    reward = Settings(backend=BackendConfig(model=str(judge_folder))).build_reward()
     assert reward.judge.config.mode == "no_cot" and reward.judge.config.max_new_tokens == 12
 
 

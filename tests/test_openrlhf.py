@@ -17,7 +17,7 @@ import torch
 
 agent = pytest.importorskip("openrlhf.utils.agent", reason="`pip install --no-deps openrlhf aiohttp pylatexenc`")
 
-from genrm_plugin.integrations import common  # noqa: E402
+from genrm_plugin import settings as genrm_settings  # noqa: E402
 from genrm_plugin.integrations import openrlhf as genrm_openrlhf  # noqa: E402
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig  # noqa: E402
 from genrm_plugin.prompts import neutralize  # noqa: E402
@@ -108,7 +108,7 @@ def test_openrlhf_loads_the_reward_file(tmp_path, monkeypatch, tiny_model_and_to
     config = tmp_path / "genrm.yaml"
     config.write_text(f"model: {model_dir}\nmode: no_cot\nswap: true\nmapping: centered\nmax_wait_ms: 200\nbatch_size: 8\n")
     monkeypatch.setenv("GENRM_CONFIG", str(config))
-    monkeypatch.setattr(common, "_shared", {})
+    monkeypatch.setattr(genrm_settings, "_shared", {})
     executor = agent.SingleTurnAgentExecutor(remote_rm_url=str(REWARD_FILE))  # spec_from_file_location inside
     try:
         outputs = rollouts(executor, tokenizer, CASES)
@@ -131,13 +131,13 @@ def test_openrlhf_loads_the_reward_file(tmp_path, monkeypatch, tiny_model_and_to
         with pytest.raises(genrm_openrlhf.RequestError, match=r"query\[1\]"):
             genrm_openrlhf.reward_func(["pa", "xb"], ["p", "p"], ["r", "r"])
     finally:
-        for built in common._shared.values():
+        for built in genrm_settings._shared.values():
             built.close()
 
 
 def test_missing_config_file_is_named(monkeypatch):
     monkeypatch.setenv("GENRM_CONFIG", "/nonexistent/genrm.yaml")
-    monkeypatch.setattr(common, "_shared", {})
+    monkeypatch.setattr(genrm_settings, "_shared", {})
     with pytest.raises(FileNotFoundError, match="GENRM_CONFIG"):
         genrm_openrlhf.reward_func(["q"], ["q"], ["r"])
 

@@ -22,7 +22,7 @@ import pytest
 
 from genrm_plugin import prompts
 from genrm_plugin.candidate_text import visible_text
-from genrm_plugin.integrations import common
+from genrm_plugin import settings as genrm_settings
 from genrm_plugin.integrations import openrlhf as genrm_openrlhf
 from genrm_plugin.integrations import verl as genrm_verl
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
@@ -159,7 +159,7 @@ def server_rewards(reward, tokenizer) -> list[float]:
 def openrlhf_rewards(reward, tokenizer, monkeypatch) -> list[float]:
     """Scores from OpenRLHF's reward-file entry point ``reward_func``."""
     entry = genrm_openrlhf.OpenRLHFReward(reward)
-    monkeypatch.setitem(common._shared, "openrlhf reward_func", entry)
+    monkeypatch.setitem(genrm_settings._shared, "openrlhf reward_func", entry)
 
     def score(completions):
         try:
@@ -176,7 +176,7 @@ def openrlhf_rewards(reward, tokenizer, monkeypatch) -> list[float]:
 def verl_rewards(reward, monkeypatch) -> list[float]:
     """Scores from veRL's ``compute_score_batch`` (and ``compute_score`` for one item)."""
     entry = genrm_verl.VerlReward(reward)
-    monkeypatch.setitem(common._shared, "verl compute_score", entry)
+    monkeypatch.setitem(genrm_settings._shared, "verl compute_score", entry)
     info = {"question": QUESTION, "reference": REFERENCE}
     try:
         single = genrm_verl.compute_score("math", PATTERNS[0].completion, "42", info)

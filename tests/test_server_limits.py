@@ -22,7 +22,8 @@ import time
 import httpx
 import pytest
 
-from genrm_plugin.integrations.openrlhf import END_STRINGS, _strip_end
+from genrm_plugin.integrations.openrlhf import _strip_end
+from genrm_plugin.settings import END_STRINGS
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.reward import GenRMReward
 from genrm_plugin.server import ServeConfig, create_app

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrm_plugin.integrations import common
+from genrm_plugin import settings as genrm_settings
 from genrm_plugin.integrations.verl import VerlConfig, VerlReward
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.reward import GenRMReward, RewardConfig
@@ -77,7 +77,7 @@ def test_example_file_loaded_like_verl(tmp_path, monkeypatch, tiny_backend):
     config = tmp_path / "genrm.yaml"
     config.write_text(f"model: {model_dir}\nmode: no_cot\nswap: true\nmapping: logit\nquestion_key: prompt\n")
     monkeypatch.setenv("GENRM_CONFIG", str(config))
-    monkeypatch.setattr(common, "_shared", {})
+    monkeypatch.setattr(genrm_settings, "_shared", {})
     single = load_like_verl(REWARD_FILE, "compute_score", {"unused_option": 1})
     batch = load_like_verl(REWARD_FILE, "compute_score_batch")
 
@@ -89,7 +89,7 @@ def test_example_file_loaded_like_verl(tmp_path, monkeypatch, tiny_backend):
         ground_truths=np.array(["32", "unused"], dtype=object),
         extra_infos=np.array(infos, dtype=object),
     )
-    reward = common._shared["verl compute_score"].reward
+    reward = genrm_settings._shared["verl compute_score"].reward
     assert reward.judge.config.mode == "no_cot" and reward.config.mapping == "logit"
     prefs = reward.preferences(["What is 17 + 25?", "Capital of France?"], ["17 + 25 = 42.", "Lyon."], ["32", "Paris."])
     assert one["win_prob"] == pytest.approx(prefs[0].p_a, abs=1e-6) == pytest.approx(many[0]["win_prob"], abs=1e-6)

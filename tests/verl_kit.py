@@ -171,13 +171,13 @@ def score_loop(manager, data) -> tuple[torch.Tensor, list[dict]]:
 
 def use_tiny_judge(tmp_path: Path, monkeypatch, settings: str) -> None:
     """Point ``$GENRM_CONFIG`` at a YAML judging with the tiny kit model (``settings``: more YAML lines)."""
-    from genrm_plugin.integrations import common
+    from genrm_plugin import settings as genrm_settings
     from genrm_plugin.toy import save_tiny
 
     config = tmp_path / "genrm.yaml"
     config.write_text(f"model: {save_tiny(tmp_path / 'judge')}\n{settings}")
     monkeypatch.setenv("GENRM_CONFIG", str(config))
-    monkeypatch.setattr(common, "_shared", {})
+    monkeypatch.setattr(genrm_settings, "_shared", {})
 
 
 def last_token_positions(data) -> torch.Tensor:

@@ -7,7 +7,8 @@
 * :mod:`genrm_plugin.integrations.openrlhf` -- OpenRLHF's remote-reward protocol (request parsing for
   ``genrm serve``'s ``/get_reward``, and the ``reward_func`` file).
 * :mod:`genrm_plugin.integrations.verl` -- veRL's ``compute_score`` / ``compute_score_batch``.
-* :mod:`genrm_plugin.integrations.common` -- shared: numbers for every item, the shared YAML config.
-* :mod:`genrm_plugin.integrations.openrlhf`, :mod:`genrm_plugin.integrations.verl` -- OpenRLHF's
-  remote reward and veRL's ``compute_score`` (with :mod:`genrm_plugin.integrations.common`).
+
+Numbers come from the reward core (:meth:`~genrm_plugin.reward.GenRMReward.reward_of`,
+:meth:`~genrm_plugin.reward.GenRMReward.item_scores`); the reward files build their judge from the
+shared ``genrm.yaml`` (:class:`genrm_plugin.settings.Settings`).
 """

@@ -12,7 +12,7 @@ filtering and must lie in [0, 1].
 What we return per item: ``scores`` = P(response > reference) in [0, 1]; ``rewards`` = that
 probability under ``RewardConfig.mapping`` (``win_prob``, ``centered``, ``logit``). Items where every
 vote abstained get the stand-in probability (``RewardConfig.abstain_p``, else 1/2; see
-:mod:`genrm_plugin.integrations.common`) because OpenRLHF needs numbers; ``extra_logs`` carries
+:meth:`genrm_plugin.reward.GenRMReward.item_scores`) because OpenRLHF needs numbers; ``extra_logs`` carries
 ``<name>_abstained`` (how many items of the request were filled in) and ``<name>_items``.
 
 How the response is cut out of ``query`` (:class:`OpenRLHFConfig`):
@@ -32,7 +32,7 @@ its string) and the reference is its ``label_field`` key; ``"reference_fn"``: no
 ``GenRMReward.reference_fn`` writes (and caches) one per question.
 
 The reward file (``examples/openrlhf_reward_func.py`` or this module's :func:`reward_func`) builds
-its judge from the YAML file named by ``$GENRM_CONFIG`` (the ``genrm serve --config`` format) and
+its judge from the YAML file named by ``$GENRM_CONFIG`` (:class:`genrm_plugin.settings.Settings`) and
 micro-batches the concurrent calls OpenRLHF makes from its threads into shared judge calls.
 """
 
@@ -41,53 +41,14 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from genrm_plugin.reward import ItemScore
-
-RESPONSE_FROM = ("strip_prompt", "after_marker", "query")
-REFERENCE_FROM = ("labels", "label_field", "reference_fn")
-END_STRINGS = ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>", "<|end|>", "<eos>", "<end_of_turn>"]
+from genrm_plugin.settings import OpenRLHFConfig, Settings, shared
 
 
-@dataclass
-class OpenRLHFConfig:
-    """How OpenRLHF's ``query``/``prompts``/``labels`` become (question, response, reference).
 
-    Fields:
-        response_from: ``strip_prompt`` (query minus its prompt prefix), ``after_marker`` (text after
-            the last ``response_marker``) or ``query`` (the query is the response).
-        response_marker: the chat template's assistant header, for ``after_marker``.
-        strip_suffixes: end-of-turn strings removed (repeatedly) from the end of the response.
-        question_pattern: regex applied to the prompt; its first group is the question shown to the
-            judge (``None``: the whole prompt).
-        reference_from: ``labels`` (labels are reference texts), ``label_field`` (labels are JSON
-            objects holding the reference under ``label_field``) or ``reference_fn`` (generated).
-        label_field: key of the reference inside each label for ``label_field``.
-    """
-
-    response_from: str = "strip_prompt"
-    response_marker: str = ""
-    strip_suffixes: list[str] = field(default_factory=lambda: list(END_STRINGS))
-    question_pattern: str | None = None
-    reference_from: str = "labels"
-    label_field: str = "reference"
-
-    def __post_init__(self) -> None:
-        if self.response_from not in RESPONSE_FROM:
-            raise ValueError(f"OpenRLHFConfig.response_from must be one of {RESPONSE_FROM}, got {self.response_from!r}")
-        if self.response_from == "after_marker" and not self.response_marker:
-            raise ValueError("OpenRLHFConfig.response_from='after_marker' needs a non-empty response_marker")
-        if self.reference_from not in REFERENCE_FROM:
-            raise ValueError(f"OpenRLHFConfig.reference_from must be one of {REFERENCE_FROM}, got {self.reference_from!r}")
-        if self.question_pattern is not None:
-            try:
-                compiled = re.compile(self.question_pattern, re.DOTALL)
-            except re.error as e:
-                raise ValueError(f"OpenRLHFConfig.question_pattern is not a valid regex: {e}") from None
-            if compiled.groups < 1:
-                raise ValueError("OpenRLHFConfig.question_pattern needs a capturing group (the question)")
 
 
 class RequestError(ValueError):
@@ -202,10 +163,11 @@ class OpenRLHFReward:
 
 def default_reward() -> OpenRLHFReward:
     """The process-wide :class:`OpenRLHFReward` built from ``$GENRM_CONFIG`` (once)."""
-    from genrm_plugin.integrations.common import shared_from_env
-    from genrm_plugin.serving.batcher import BatchConfig
+    return shared("openrlhf reward_func", _from_settings)
 
-    return shared_from_env("openrlhf reward_func", (OpenRLHFConfig, BatchConfig), OpenRLHFReward)
+
+def _from_settings(settings: Settings) -> OpenRLHFReward:
+    return OpenRLHFReward(settings.build_reward(), settings.openrlhf, settings.batch)
 
 
 def reward_func(queries, prompts, labels=None, **kwargs):

@@ -27,24 +27,10 @@ keys as ``reward_extra_info``. The judge is built once per process from ``$GENRM
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any, Sequence
 
+from genrm_plugin.settings import Settings, VerlConfig, shared
 
-
-@dataclass
-class VerlConfig:
-    """Where the question and the reference come from in veRL's call.
-
-    Fields:
-        question_key: ``extra_info`` key holding the prompt text shown to the judge.
-        reference_key: ``extra_info`` key that, when present, replaces ``ground_truth`` as the reference.
-        require_question: fail when ``extra_info`` has no question (``False``: judge with an empty question).
-    """
-
-    question_key: str = "question"
-    reference_key: str = "reference"
-    require_question: bool = True
 
 
 class VerlReward:
@@ -122,11 +108,11 @@ class VerlReward:
 
 def default_reward() -> VerlReward:
     """The process-wide :class:`VerlReward` built from ``$GENRM_CONFIG`` (once)."""
-    from genrm_plugin.integrations.common import shared_from_env
+    return shared("verl compute_score", _from_settings)
 
-    from genrm_plugin.serving.batcher import BatchConfig
 
-    return shared_from_env("verl compute_score", (VerlConfig, BatchConfig), VerlReward)
+def _from_settings(settings: Settings) -> VerlReward:
+    return VerlReward(settings.build_reward(), settings.verl, settings.batch)
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> dict[str, float]:
