@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class BackendConfig:
     """
 
     model: str = "toy"
-    backend: str = "transformers"
+    backend: str = field(default="transformers", metadata={"choices": BACKENDS})
     dtype: str = "auto"
     device: str | None = None
     device_map: str | None = None

@@ -98,8 +98,8 @@ class OpenAIConfig:
     max_retries: int = 4
     backoff_s: float = 0.5
     backoff_max_s: float = 8.0
-    n_mode: str = "auto"
-    logprobs_mode: str = "echo"
+    n_mode: str = field(default="auto", metadata={"choices": N_MODES})
+    logprobs_mode: str = field(default="echo", metadata={"choices": LOGPROBS_MODES})
     top_logprobs: int = 20
     vllm_extensions: bool = True
     stop_at_verdict: bool = True

@@ -34,6 +34,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from genrm_plugin.bon import AGGREGATIONS
 from genrm_plugin.evals.arenahard_grader import ArenaHardGrader, Grade, battle_outcomes, model_vote
 from genrm_plugin.evals.inputs import (
     CandidatePool,
@@ -86,7 +87,7 @@ class ArenaHardEvalConfig:
     references: str | None = None
     output_dir: str = "runs/arenahard"
     strategies: list[str] = field(default_factory=lambda: ["reference", "knockout"])
-    aggregation: str = "copeland"
+    aggregation: str = field(default="copeland", metadata={"choices": AGGREGATIONS})
     n: int | None = None
     limit: int | None = None
     chunk_size: int = 32

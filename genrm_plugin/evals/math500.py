@@ -35,6 +35,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from genrm_plugin.bon import AGGREGATIONS
 from genrm_plugin.evals.grading import ANSWER_EXTRACTION, GradedPool, check_policy, grade_pool
 from genrm_plugin.evals.inputs import CandidatePool, EvalInputError, load_candidates, read_table
 from genrm_plugin.evals.judgecache import CachedJudge
@@ -79,7 +80,7 @@ class Math500EvalConfig:
     problems_split: str = "test"
     output_dir: str = "runs/math500"
     strategies: list[str] = field(default_factory=lambda: ["knockout", "round_robin"])
-    aggregation: str = "copeland"
+    aggregation: str = field(default="copeland", metadata={"choices": AGGREGATIONS})
     n_values: list[int] = field(default_factory=list)
     n: int | None = None
     limit: int | None = None
@@ -88,7 +89,7 @@ class Math500EvalConfig:
     chunk_size: int = 64
     ci: float = 0.95
     grading_timeout: int = 5
-    answer_extraction: str = "lenient"
+    answer_extraction: str = field(default="lenient", metadata={"choices": ANSWER_EXTRACTION})
     overwrite: bool = False
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@ files of OpenRLHF and veRL can read the shared YAML without the server's depende
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 OVER_LIMIT = ("reject", "truncate")
 BODY_COPIES = 2  # the raw body and its decoded JSON text, while a request is parsed
@@ -65,7 +65,7 @@ class ServeConfig:
     max_items: int = 1024
     max_item_tokens: int | None = None
     max_item_chars: int | None = None
-    over_limit: str = "reject"
+    over_limit: str = field(default="reject", metadata={"choices": OVER_LIMIT})
     item_context_fallback: int = 8192
     max_pending_items: int = 100_000
     max_pending_bytes: int = 256 * 2**20
