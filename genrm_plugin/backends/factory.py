@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
@@ -63,8 +64,10 @@ def load_backend(config: BackendConfig | None = None, vllm=None, openai=None):
     if config.backend == "vllm":
         from genrm_plugin.backends.vllm import VLLMBackend
 
-        if config.model == "toy":
-            return VLLMBackend.from_toy(vllm)
+        if config.model == "toy":  # a freshly saved tiny kit model (random weights; smoke runs)
+            from genrm_plugin.toy import save_tiny
+
+            return VLLMBackend.from_pretrained(str(save_tiny(tempfile.mkdtemp(prefix="genrm-toy-"))), vllm, dtype="float32")
         return VLLMBackend.from_pretrained(config.model, vllm, dtype=config.dtype)
     if config.backend == "openai":
         from genrm_plugin.backends.openai import OpenAIBackend

@@ -51,8 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from genrm_plugin.asyncloop import BackgroundLoop
-from genrm_plugin.backends.base import SamplingConfig, TokenizerBackend
-from genrm_plugin.backends.vllm import prompt_seed
+from genrm_plugin.backends.base import SamplingConfig, TokenizerBackend, prompt_seed
 
 N_MODES = ("auto", "native", "separate")
 LOGPROBS_MODES = ("echo", "top_logprobs")

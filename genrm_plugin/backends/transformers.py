@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StaticCache
 
-from genrm_plugin.backends.base import SamplingConfig, TokenizerBackend
+from genrm_plugin.backends.base import SamplingConfig, TokenizerBackend, first_difference
 
 
 class TransformersBackend(TokenizerBackend):
@@ -82,7 +82,7 @@ class TransformersBackend(TokenizerBackend):
         rows, targets = [], []
         for prompt in prompts:
             encoded = [self._encode(prompt + c) for c in choices]
-            split = _first_difference(encoded)
+            split = first_difference(encoded)
             if any(len(e) <= split for e in encoded):
                 raise ValueError(f"choices {list(choices)} do not differ by a token after the prompt")
             rows.append(encoded[0][:split])
@@ -209,15 +209,8 @@ class TransformersBackend(TokenizerBackend):
 
 def _common_prefix_length(rows: list[list[int]]) -> int:
     """Tokens all rows share at the start, leaving each row at least one token of its own."""
-    return min(_first_difference(rows), min(len(r) for r in rows) - 1) if len(rows) > 1 else max(len(rows[0]) - 1, 0)
+    return min(first_difference(rows), min(len(r) for r in rows) - 1) if len(rows) > 1 else max(len(rows[0]) - 1, 0)
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
-def _first_difference(seqs: list[list[int]]) -> int:
-    i = 0
-    while all(len(s) > i for s in seqs) and len({s[i] for s in seqs}) == 1:
-        i += 1
-    return i

@@ -25,13 +25,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from genrm_plugin.backends.base import SamplingConfig, TokenizerBackend
+from genrm_plugin.backends.base import SamplingConfig, TokenizerBackend, first_difference, prompt_seed
 
 logger = logging.getLogger(__name__)
 CPU_CHUNKED_PREFILL_NOTICE = (
@@ -143,14 +141,6 @@ class VLLMBackend(TokenizerBackend):
             ) from error
         return cls(llm, AutoTokenizer.from_pretrained(name_or_path), progress=progress)
 
-    @classmethod
-    def from_toy(cls, config: VLLMConfig | None = None, dtype: str = "float32") -> "VLLMBackend":
-        """An engine over a freshly saved tiny kit model (random weights; smoke runs)."""
-        from genrm_plugin.toy import save_tiny
-
-        path = save_tiny(tempfile.mkdtemp(prefix="genrm-toy-"))
-        return cls.from_pretrained(str(path), config, dtype=dtype)
-
     # -- protocol -------------------------------------------------------------------------------
     def generate(
         self, prompts: Sequence[str], n: int, sampling: SamplingConfig, seed: int | None = None
@@ -248,28 +238,18 @@ def failure_hint(llm: Any, seeded: bool) -> str:
     return f"{START_HINT}; a rerun into the same run folder keeps the work already saved"
 
 
-def prompt_seed(seed: int | None, prompt: str) -> int | None:
-    """A per-prompt seed from the call's seed and the prompt text (``None`` stays random)."""
-    if seed is None:
-        return None
-    digest = hashlib.blake2b(f"{seed}\x00{prompt}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % (2**31 - 1)
-
-
 def choice_rows(encode, prompts: Sequence[str], choices: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
     """For each prompt, (token ids up to the choices' first distinguishing token, that token per choice).
 
     Same tokenization rule as the transformers backend: ``prompt + choice`` is encoded whole, so a
     choice that merges with the prompt's last characters is handled the way the model sees it.
     """
-    from genrm_plugin.backends.transformers import _first_difference
-
     if len(choices) < 2:
         raise ValueError("choice_logprobs needs at least two choices")
     rows, targets = [], []
     for prompt in prompts:
         encoded = [encode(prompt + c) for c in choices]
-        split = _first_difference(encoded)
+        split = first_difference(encoded)
         if any(len(e) <= split for e in encoded) or split == 0:
             raise ValueError(f"choices {list(choices)} do not differ by a token after the prompt")
         rows.append(encoded[0][:split])
