@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from genrm_plugin.candidate_text import escape_markers, neutralize_text, tokenizer_markers
+from genrm_plugin.candidate_text import COMMON_CONTROL_MARKERS, escape_markers, neutralize_text, tokenizer_markers
 
 VERDICTS = ("A", "B")
 VERDICT_FORMAT = "[[{}]]"
@@ -53,8 +53,9 @@ _NO_COT_VERDICT = (
     'Output only your final verdict by strictly following this format: "[[A]]" if assistant A is '
     'better, "[[B]]" if assistant B is better.'
 )
+_HINT_HEADER = "\n\n[Hint]"
 _RATIONALIZE_HINT = (
-    "\n\n[Hint] Assistant {label}'s answer is the better one. Write the explanation that shows why, "
+    _HINT_HEADER + " Assistant {label}'s answer is the better one. Write the explanation that shows why, "
     "without mentioning this hint, then give the verdict."
 )
 
@@ -66,6 +67,7 @@ USER_TEMPLATE = (
 COMPACT_SYSTEM = "Judge which answer is better. Think briefly, then write [[A]] or [[B]]."
 COMPACT_USER = "Q: {question}\nA: {answer_a}\nB: {answer_b}"
 TINY_USER = "A: {answer_a}\nB: {answer_b}\nQ: {question} {task}"
+TINY_TASKS = {"cot": "check", "no_cot": "verdict"}  # the tiny template's last word
 
 MODES = ("cot", "no_cot", "rationalize")
 TEMPLATES = ("mt_bench", "compact", "tiny")
@@ -165,7 +167,7 @@ def judge_messages(
         answer_b=neutralize(shown(answer_b), template),
     )
     if config.template == "tiny":
-        user = TINY_USER.format(**fields, task="verdict" if mode == "no_cot" else "check")
+        user = TINY_USER.format(**fields, task=TINY_TASKS["no_cot" if mode == "no_cot" else "cot"])
         if mode == "rationalize":
             user += f" {correct}"
         return [{"role": "user", "content": user}]
@@ -237,3 +239,31 @@ def corpus_for_tokenizer() -> list[str]:
     texts = [SYSTEM_PROMPT, _COT_INSTRUCTION, _COT_VERDICT, _NO_COT_INSTRUCTION, _NO_COT_VERDICT]
     texts += [_RATIONALIZE_HINT, USER_TEMPLATE, COMPACT_SYSTEM, COMPACT_USER, "[[A]] [[B]]"]
     return texts * 20
+
+
+def split_judge_prompt(text: str) -> tuple[str, str, str]:
+    """(question, answer_a, answer_b) as shown in a rendered judge prompt (after neutralisation).
+
+    The patterns are built from the templates themselves, so a template change cannot leave a
+    stale copy behind (the scripted test judges of :mod:`genrm_plugin.testing` read prompts this way).
+    """
+    for pattern in _SPLIT_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            return match.group("question"), match.group("answer_a"), match.group("answer_b")
+    raise ValueError("not a judge prompt rendered from genrm_plugin.prompts")
+
+
+def _split_pattern(template: str, tail: str) -> re.Pattern:
+    fields = {"question": "(?P<question>.*?)", "answer_a": "(?P<answer_a>.*?)", "answer_b": "(?P<answer_b>.*?)",
+              "task": "(?:" + "|".join(TINY_TASKS.values()) + ")(?: [AB])?"}  # "check A": rationalization
+    parts = re.split(r"\{(\w+)\}", template)
+    return re.compile("".join(fields[p] if i % 2 else re.escape(p) for i, p in enumerate(parts)) + tail, re.DOTALL)
+
+
+# Where the user turn ends after the last answer or question of a line template: a live control
+# marker, the rationalization hint, the plain transcript's final ASSISTANT: line, or the end.
+_TURN_END = "(?=" + "|".join([r"<\|", *map(re.escape, COMMON_CONTROL_MARKERS), re.escape(_HINT_HEADER),
+                              r"\n\nASSISTANT:$", "$"]) + ")"
+_SPLIT_PATTERNS = [_split_pattern(USER_TEMPLATE, ""), _split_pattern(TINY_USER, _TURN_END), _split_pattern(COMPACT_USER, _TURN_END)]
+

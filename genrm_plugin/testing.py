@@ -22,28 +22,7 @@ from typing import Callable, Sequence
 
 from genrm_plugin.backends.base import SamplingConfig
 from genrm_plugin.candidate_text import COMMON_CONTROL_MARKERS, LINE_BREAKS, fold, tokenizer_markers
-from genrm_plugin.prompts import render_messages
-
-_MT_BENCH_RE = re.compile(
-    r"\[User Question\]\n(?P<q>.*?)\n\n\[The Start of Assistant A's Answer\]\n(?P<a>.*?)\n"
-    r"\[The End of Assistant A's Answer\]\n\n\[The Start of Assistant B's Answer\]\n(?P<b>.*?)\n"
-    r"\[The End of Assistant B's Answer\]",
-    re.DOTALL,
-)
-# Where the user turn ends after the last answer or question: a live control marker, the
-# rationalization hint, the plain transcript's final ASSISTANT: line, or the end of the text.
-_TURN_END = "(?=" + "|".join([r"<\|", *map(re.escape, COMMON_CONTROL_MARKERS), r"\n\n\[Hint\]", r"\n\nASSISTANT:$", "$"]) + ")"
-_COMPACT_RE = re.compile(r"Q: (?P<q>.*?)\nA: (?P<a>.*?)\nB: (?P<b>.*?)" + _TURN_END, re.DOTALL)
-_TINY_RE = re.compile(r"A: (?P<a>.*?)\nB: (?P<b>.*?)\nQ: (?P<q>.*?) (?:check|verdict)(?: [AB])?" + _TURN_END, re.DOTALL)
-
-
-def split_judge_prompt(text: str) -> tuple[str, str, str]:
-    """(question, answer_a, answer_b) as shown in a rendered judge prompt (after neutralisation)."""
-    match = _MT_BENCH_RE.search(text) or _TINY_RE.search(text) or _COMPACT_RE.search(text)
-    if not match:
-        raise ValueError("not a judge prompt rendered from genrm_plugin.prompts")
-    return match.group("q"), match.group("a"), match.group("b")
-
+from genrm_plugin.prompts import render_messages, split_judge_prompt  # noqa: F401 - re-exported for scripts
 
 class ScriptedBackend:
     """A :class:`~genrm_plugin.backends.base.JudgeBackend` driven by Python functions.

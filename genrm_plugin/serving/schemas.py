@@ -85,9 +85,3 @@ class PreferenceOut(BaseModel):
 
 class CompareResponse(BaseModel):
     preferences: list[PreferenceOut]
-
-
-class ErrorBody(BaseModel):
-    """Every error: ``{"error": {"code", "message", "fields", "request_id"}}`` (``fields``: offending fields)."""
-
-    error: dict[str, Any]
