@@ -18,7 +18,22 @@ def test_solution_is_column_wise_with_carries():
     assert solution(Problem(99, 99)) == "99+99: 9+9+0=18 9+9+1=19 >198"
 
 
-@pytest.mark.parametrize("split, width", [("id", 3), ("ood", 4)])
+def test_differences_borrow_column_by_column():
+    """A difference column writes its borrow and digit the way a sum writes its carry and digit."""
+    assert solution(Problem(85, 38, "-")) == "85-38: 5-8-0=17 8-3-1=04 >047"
+    assert solution(Problem(50, 50, "-")) == "50-50: 0-0-0=00 5-5-0=00 >000"
+    assert solution(Problem(85, 38, "-"), "dropped_carry", random.Random(0)) == "85-38: 5-8-0=17 8-3-0=05 >057"
+    for a in range(10, 100):
+        for b in range(10, a + 1):
+            assert answer_value(solution(Problem(a, b, "-"))) == a - b
+    assert parse_question("85-38") == Problem(85, 38, "-") and Problem(85, 38, "-").question == "85-38"
+    with pytest.raises(ValueError, match="a >= b"):
+        Problem(38, 85, "-")
+    with pytest.raises(ValueError, match="world question"):
+        parse_question("38-85")
+
+
+@pytest.mark.parametrize("split, width", [("id", 3), ("ood", 3), ("long", 4)])
 def test_results_have_a_fixed_width_per_split(split, width):
     """Every result of a split, right or flawed, has the same number of digits (fixed offsets for a tiny model)."""
     rng = random.Random(0)
@@ -28,7 +43,7 @@ def test_results_have_a_fixed_width_per_split(split, width):
             assert len(shown_answer(solution(problem, mistake, rng))) == width
 
 
-@pytest.mark.parametrize("split", ["id", "ood"])
+@pytest.mark.parametrize("split", ["id", "ood", "long"])
 def test_every_mistake_gives_a_wrong_result(split):
     rng = random.Random(0)
     for _ in range(2000):
@@ -61,7 +76,11 @@ def test_pairs_splits_mistakes_and_noise():
     assert not any(is_correct(p.problem.question, p.rejected) for p in ids)
     assert {p.mistake for p in ids} == set(MISTAKES)
     ood = make_pairs(50, "ood", seed=1)
-    assert all(100 <= p.problem.a <= 999 for p in ood)
+    assert all(p.problem.op == "-" and 10 <= p.problem.b <= p.problem.a <= 99 for p in ood)
+    assert not any(is_correct(p.problem.question, p.rejected) for p in ood)
+    long = make_pairs(50, "long", seed=1)
+    assert all(p.problem.op == "+" and 100 <= p.problem.a <= 999 for p in long)
+    assert {p.mistake for p in make_pairs(30, "id", seed=1, mistakes=("copy_slip",))} == {"copy_slip"}
     noisy = make_pairs(1000, "id", seed=2, label_noise=0.2)
     flipped = [p for p in noisy if p.noisy]
     assert 150 < len(flipped) < 250
@@ -151,8 +170,9 @@ def test_base_corpus_rows():
     assert 0.1 * len(solves) < wrong < 0.3 * len(solves)
     unfaithful = sum(not rationale_faithful(parse_question(_question(r["prompt"])), r["completion"]) for r in checks)
     assert 0.1 * len(checks) < unfaithful < 0.3 * len(checks)  # a sloppy checker too
-    lengths = {len(str(_question(r["prompt"]).split("+")[0])) for r in rows}
-    assert lengths == {2, 3}  # both digit lengths: the base knows the skill out of distribution too
+    families = {(len(re.split(r"[+-]", _question(r["prompt"]))[0]), "-" in _question(r["prompt"])) for r in rows}
+    assert families == {(2, False), (2, True), (3, False)}  # every split: the base knows the OOD skills too
+    assert all(len(re.split(r"[+-]", _question(r["prompt"]))[0]) == 2 for r in rows if "-" in _question(r["prompt"]))
     with pytest.raises(ValueError, match="error_rate"):
         base_corpus(tok, 1, error_rate=1.0)
     with pytest.raises(ValueError, match="check_share"):
@@ -160,7 +180,7 @@ def test_base_corpus_rows():
 
 
 def _question(prompt: str) -> str:
-    return re.search(r"(?:Q: |<\|user\|>)(\d+\+\d+)", prompt).group(1)
+    return re.search(r"(?:Q: |<\|user\|>)(\d+[+-]\d+)", prompt).group(1)
 
 
 def test_rationale_checks_out_verifies_every_step():

@@ -1,8 +1,9 @@
 """Configuration of ``genrm demo``: the world's sizes, the base model, the judges, the reward runs.
 
-Defaults are the full demo (about 10 minutes on 2 CPU cores with a cold base-model cache);
-``quick=True`` swaps every field still at its default for the reduced preset :data:`QUICK`
-(about 2 minutes: the pipeline and report are the same, the figures are not meant to be good).
+Defaults are the full demo (its base model ships with the package, see
+:mod:`~genrm_plugin.demo.base_model`); ``quick=True`` swaps every field still at its default for
+the reduced preset :data:`QUICK` (the pipeline and report are the same, the figures are not meant
+to be good: it claims only smoke checks, see :mod:`~genrm_plugin.demo.checks`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ class DemoConfig:
         cache_dir: where pretrained base models are cached, keyed by their settings (default
             ``$GENRM_CACHE`` or ``~/.cache/genrm_plugin``); a second run reuses the base.
         quick: the reduced preset (:data:`QUICK`) for CI and a first look.
-        seed: seed of the world's data, the model init and every sampler.
+        seed: seed of the world's data, the judges' training and every sampler.
+        base_seed: seed of the base model's corpus and initialisation (the base stands for one
+            downloaded pretrained model: the shipped base has ``base_seed`` 0; other values
+            pretrain a base of their own).
         hidden_size, num_layers: the tiny Llama's width and depth (head_dim 32).
         base_steps, base_batch_size, base_learning_rate: pretraining of the base model (TRL SFT).
         base_error_rate: share of flawed solutions and recomputations in the base corpus (the
@@ -46,12 +50,25 @@ class DemoConfig:
         dpo_learning_rate: learning rate of STaR-DPO (DPO moves a policy further per step than SFT).
         judge_epochs: epochs over each judge training set.
         dpo_beta: STaR-DPO's beta.
+        dpo_sft_weight: weight of an SFT (NLL) term on the chosen rationale in STaR-DPO's loss
+            (RPO; TRL ``loss_type=["sigmoid", "sft"]``): it keeps the verdict line likely, which
+            DPO alone pushes down along with the rejected rationale (0: plain DPO).
+        lora_r: LoRA rank of the CoT judges' training (warm start, STaR-SFT, STaR-DPO; TRL
+            ``ModelConfig(use_peft=True)``, all linear layers); 0: full fine-tuning.
+        lora_learning_rate: learning rate of the LoRA runs (LoRA moves fewer weights: a larger rate).
+        replay_share: base-corpus rows (:func:`~genrm_plugin.demo.world_data.replay_rows`) mixed
+            into the warm start, per seed row: they keep the base's skills (differences, longer
+            sums) that the judges' 2-digit-sum data never shows.
         judges: which trained judges to build (of ``bt``, ``genrm``, ``star-sft``, ``star-dpo``).
         bon_problems, bon_n: Best-of-N: problems and candidates sampled per problem from the base policy.
         policy_eval_problems, policy_eval_samples: the policy accuracy set (sampled at T=1).
         grpo_steps, grpo_generations, grpo_learning_rate: the GRPO run with ``GenRMReward``.
         reward_k: votes per order of the judge inside ``GenRMReward`` during GRPO (Best-of-N
             ranks with the judges' ``k``: a pick among N needs finer scores than a reward).
+        adaptive_k, adaptive_pairs: the voting-cost study on the best trained CoT judge: maj@K
+            with K = ``adaptive_k`` votes per order on ``adaptive_pairs`` ID pairs, against the
+            adaptive rules replayed on the same votes.
+        bootstrap_rounds: resamples of the paired bootstrap behind every interval of a gain.
         generation_batch_size: sequences per ``generate`` call (judging, STaR sampling, policy
             samples); on a CPU, few large batches amortise the per-token overhead of generation.
     """
@@ -60,9 +77,10 @@ class DemoConfig:
     cache_dir: str | None = None
     quick: bool = False
     seed: int = 0
+    base_seed: int = 0
     hidden_size: int = 128
     num_layers: int = 3
-    base_steps: int = 1200
+    base_steps: int = 1800
     base_batch_size: int = 32
     base_learning_rate: float = 3e-3
     base_error_rate: float = 0.3
@@ -78,6 +96,10 @@ class DemoConfig:
     dpo_learning_rate: float = 1e-4
     judge_epochs: float = 1.0
     dpo_beta: float = 0.1
+    dpo_sft_weight: float = 4.0
+    lora_r: int = 0
+    lora_learning_rate: float = 2e-3
+    replay_share: float = 1.0
     judges: list[str] = field(default_factory=lambda: list(JUDGE_RECIPES))
     bon_problems: int = 64
     bon_n: int = 8
@@ -87,6 +109,9 @@ class DemoConfig:
     grpo_generations: int = 8
     grpo_learning_rate: float = 5e-5
     reward_k: int = 2
+    adaptive_k: int = 32
+    adaptive_pairs: int = 64
+    bootstrap_rounds: int = 1000
     generation_batch_size: int = 512
 
     def __post_init__(self) -> None:
@@ -100,15 +125,23 @@ class DemoConfig:
             raise ValueError(f"DemoConfig.judges: unknown {unknown}; choose from {JUDGE_RECIPES}")
         positive = ("hidden_size", "num_layers", "base_steps", "base_batch_size", "seed_rationales", "train_pairs",
                     "eval_pairs", "k", "star_iterations", "bon_problems", "bon_n", "policy_eval_problems",
-                    "policy_eval_samples", "grpo_steps", "grpo_generations", "reward_k", "generation_batch_size")
+                    "policy_eval_samples", "grpo_steps", "grpo_generations", "reward_k", "generation_batch_size",
+                    "adaptive_k", "adaptive_pairs", "bootstrap_rounds")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"DemoConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("seed_epochs", "base_learning_rate", "judge_learning_rate", "dpo_learning_rate", "grpo_learning_rate", "dpo_beta"):
+        for name in ("seed_epochs", "base_learning_rate", "judge_learning_rate", "dpo_learning_rate", "grpo_learning_rate",
+                     "dpo_beta", "lora_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"DemoConfig.{name} must be > 0, got {getattr(self, name)}")
         if self.hidden_size % 32:
             raise ValueError(f"DemoConfig.hidden_size must be a multiple of 32 (head_dim 32), got {self.hidden_size}")
+        for name in ("lora_r", "base_seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"DemoConfig.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("dpo_sft_weight", "replay_share"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"DemoConfig.{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.label_noise < 0.5:
             raise ValueError(f"DemoConfig.label_noise must be in [0, 0.5), got {self.label_noise}")
         if not 0 <= self.base_error_rate < 1:
@@ -130,5 +163,5 @@ class DemoConfig:
 QUICK = dict(
     hidden_size=64, num_layers=2, base_steps=150, base_batch_size=16, seed_rationales=32, train_pairs=96, eval_pairs=32, k=2,
     star_iterations=1, bon_problems=12, bon_n=4, policy_eval_problems=16, policy_eval_samples=2, grpo_steps=3,
-    grpo_generations=4, reward_k=1,
+    grpo_generations=4, reward_k=1, adaptive_k=4, adaptive_pairs=8, bootstrap_rounds=200,
 )

@@ -1,7 +1,9 @@
 """The demo's judges: a warm start on the seed set, the package's recipes, and their evaluation.
 
-* :func:`warm_start` -- SFT of the base model on the seed teacher critiques (TRL SFT): it learns
-  the judging protocol (verdict after the checks); the STaR recipes start from it.
+* :func:`warm_start` -- SFT of the base model on the seed teacher critiques (TRL SFT), with
+  base-corpus rows replayed (``replay_share``) and LoRA when ``lora_r`` is set: it learns the
+  judging protocol (verdict after the checks) and keeps the base's skills; the STaR recipes start
+  from it.
 * :func:`train_recipe` -- one recipe through :func:`genrm_plugin.recipes.runner.train_judge`
   (``genrm train``), with the in-distribution eval split as held-out data (the STaR curve).
 * :func:`evaluate_judge` -- ``genrm eval preference`` on one split at maj@1..K, plus what only
@@ -44,13 +46,36 @@ def load_demo_backend(model: str | Path, config: DemoConfig):
     return load_backend(BackendConfig(model=str(model), batch_size=config.generation_batch_size))
 
 
+def uses_lora(config: DemoConfig, recipe: str) -> bool:
+    """Whether ``recipe`` (or ``warm-start``) trains LoRA adapters: the CoT judges when ``lora_r`` is set."""
+    return config.lora_r > 0 and recipe in ("warm-start", "star-sft", "star-dpo")
+
+
+def model_args(config: DemoConfig, recipe: str):
+    """TRL's ``ModelConfig`` of ``recipe``'s run: LoRA on every linear layer (``None``: full fine-tuning)."""
+    if not uses_lora(config, recipe):
+        return None
+    from trl import ModelConfig
+
+    return ModelConfig(use_peft=True, lora_r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=0.0,
+                       lora_target_modules=["all-linear"])
+
+
+def learning_rate(config: DemoConfig, recipe: str) -> float:
+    if uses_lora(config, recipe):
+        return config.lora_learning_rate
+    return config.dpo_learning_rate if recipe == "star-dpo" else config.judge_learning_rate
+
+
 def train_config(config: DemoConfig, batch_size: int = 16, recipe: str = "") -> TrainConfig:
-    """The TRL settings of one judge run (``recipe`` picks STaR-DPO's own learning rate)."""
-    learning_rate = config.dpo_learning_rate if recipe == "star-dpo" else config.judge_learning_rate
+    """The TRL settings of one judge run (``recipe``: its learning rate, and STaR-DPO's RPO loss)."""
+    rpo = {}
+    if recipe == "star-dpo" and config.dpo_sft_weight > 0:
+        rpo = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.dpo_sft_weight])
     return TrainConfig(
-        learning_rate=learning_rate, num_train_epochs=config.judge_epochs,
+        learning_rate=learning_rate(config, recipe), num_train_epochs=config.judge_epochs,
         per_device_train_batch_size=batch_size, lr_scheduler_type="constant", logging_steps=5, max_length=256,
-        beta=config.dpo_beta,
+        beta=config.dpo_beta, **rpo,
     )
 
 
@@ -58,22 +83,27 @@ def warm_start(config: DemoConfig, base: Path, run_dir: Path) -> tuple[Path, dic
     """The base model SFT'ed on the seed critiques (reused if ``run_dir/warm-start`` exists)."""
     from transformers import AutoTokenizer
 
-    from genrm_plugin.demo.world_data import seed_rows
+    from genrm_plugin.demo.world_data import replay_rows, seed_rows
     from genrm_plugin.recipes.trainers import train_sft
 
     path = run_dir / "warm-start"
     info_file = path / "warm_start.json"
     if info_file.is_file():
         return path, json.loads(info_file.read_text())
-    rows = seed_rows(AutoTokenizer.from_pretrained(base), config.seed_rationales, config.seed, TEMPLATE)
-    train = train_config(config, batch_size=8)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    rows = seed_rows(tokenizer, config.seed_rationales, config.seed, TEMPLATE)
+    replay = replay_rows(tokenizer, round(config.replay_share * len(rows)), config.seed, config.base_error_rate, TEMPLATE)
+    mixed = rows + replay  # the trainer shuffles them together
+    train = train_config(config, batch_size=8, recipe="warm-start")
     train.num_train_epochs = config.seed_epochs  # a small seed set: a few passes to learn the verdict protocol
-    model, tokenizer, result = train_sft(str(base), rows, run_dir / "warm-start-trainer", train,
-                                         config.judge_learning_rate, config.seed)
+    model, tokenizer, result = train_sft(str(base), mixed, run_dir / "warm-start-trainer", train,
+                                         learning_rate(config, "warm-start"), config.seed,
+                                         model_args(config, "warm-start"))
     tmp = path.with_name(path.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    info = {"rows": len(rows), "steps": result.steps, "loss": result.loss, "seconds": result.seconds}
+    info = {"rows": len(rows), "replay_rows": len(replay), "lora_r": config.lora_r if uses_lora(config, "warm-start") else 0,
+            "steps": result.steps, "loss": result.loss, "seconds": result.seconds}
     (tmp / "warm_start.json").write_text(json.dumps(info, indent=1))
     tmp.rename(path)
     return path, info
@@ -84,13 +114,17 @@ def train_recipe(config: DemoConfig, recipe: str, start: Path, data: dict[str, P
     from genrm_plugin.recipes.runner import train_judge
 
     star = recipe.startswith("star-")
+    # STaR-DPO: an abstaining rationale (no verdict) is a rejected one too -- the judge learns to
+    # write verdicts, and a warm start that often abstains still yields pairs
+    dpo = dict(dpo_abstain_as_rejected=True) if recipe == "star-dpo" else {}
     settings = RecipeConfig(
         recipe=recipe, data=str(data["train"]), eval_data=str(data["id"]) if star else None, model=str(start),
         output_dir=str(run_dir / recipe), iterations=config.star_iterations if star else None, shard_size=128,
         sample_batch_size=config.generation_batch_size, eval_k=config.k, eval_save_rationales=True,
         rationale_filter=FAITHFULNESS_FILTER if star and config.star_rationale_filter else None,
+        allow_empty_iterations=True, **dpo,
     )
-    return train_judge(settings, train_config(config, recipe=recipe), judge_config(config))
+    return train_judge(settings, train_config(config, recipe=recipe), judge_config(config), model_args(config, recipe))
 
 
 def final_evaluation(config: DemoConfig, recipe: str, run_dir: Path) -> Path | None:
@@ -116,6 +150,9 @@ def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_d
         "by_mistake": {s: g["accuracy"][str(summary["ks"][-1])] for s, g in summary["subsets"].items()},
         "pairs": summary["pairs"],
     }
+    from genrm_plugin.demo.analysis import item_credits
+
+    result["credits"] = {f"maj@{k}": item_credits(out_dir / "records.jsonl", mode, int(k)) for k in summary["ks"]}
     if mode == "cot":
         from genrm_plugin.data import load_preferences
 
@@ -124,22 +161,24 @@ def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_d
     return result
 
 
-def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
-    """``genrm eval preference`` of ``model`` as a ``mode`` judge (``None``: a BT reward model); its summary."""
+def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path, out_dir: Path,
+                   k: int | None = None, limit: int | None = None) -> dict[str, Any]:
+    """``genrm eval preference`` of ``model`` as a ``mode`` judge (``None``: a BT reward model) with
+    ``k`` votes per order (default: the demo's K) on the first ``limit`` pairs; its summary."""
     from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
     from genrm_plugin.evals.selection import describe_judge
     from genrm_plugin.judge import GenerativeJudge
 
     eval_config = PreferenceEvalConfig(
         data=str(data), output_dir=str(out_dir), judge_kind="bt" if mode is None else "genrm",
-        order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot",
+        order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot" and k is None, limit=limit,
     )
     if mode is None:
         from genrm_plugin.bt_scorer import BTScorer
 
         return evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
                                     judge_info={"model": str(model), "judge": "BTScorer"})
-    judge = GenerativeJudge(load_demo_backend(model, config), judge_config(config, mode))
+    judge = GenerativeJudge(load_demo_backend(model, config), judge_config(config, mode, k=k))
     return evaluate_preferences(eval_config, judge=judge, judge_info={"model": str(model), **describe_judge(judge)})
 
 

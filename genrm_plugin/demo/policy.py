@@ -7,7 +7,11 @@ them out (``47+38: 7+8+0=15 4+3+1=08 >085``). Its task accuracy is the share of 
 * :func:`best_of_n_curve` -- N answers per problem, each scored by ``GenRMReward`` against the
   policy's greedy answer (the reference) through :func:`genrm_plugin.bon.best_of_n`'s
   ``reference`` strategy; accuracy of the pick at N = 1, 2, 4, ... against a random pick (the
-  mean accuracy of the first N) and the oracle (any of the first N correct).
+  mean accuracy of the first N) and the oracle (any of the first N correct). At N = ``bon_n``
+  every strategy is compared, per problem (for paired intervals): the judge's ``reference``,
+  ``knockout`` and ``round_robin`` picks (repeated final answers count once, with their
+  multiplicity), majority voting over the final answers (self-consistency, no judge), random,
+  oracle.
 * :func:`run_grpo` -- TRL ``GRPOTrainer`` with ``GenRMReward`` (reference column: the greedy
   answer) plus a zero-weight world-accuracy reward that only logs the true accuracy per step.
 """
@@ -21,7 +25,7 @@ from typing import Any, Sequence
 from genrm_plugin.backends.base import SamplingConfig
 from genrm_plugin.demo.config import DemoConfig
 from genrm_plugin.demo.judges import load_demo_backend
-from genrm_plugin.toy.world import Problem, is_correct, sample_problem
+from genrm_plugin.toy.world import Problem, answer_value, is_correct, sample_problem, shown_answer
 
 MAX_ANSWER_TOKENS = 48  # the policy works its answer out: a 3-digit trace is ~41 tokens
 
@@ -46,11 +50,13 @@ def accuracy(items: Sequence[Problem], answers: Sequence[Sequence[str]]) -> floa
     return sum(flat) / len(flat)
 
 
-def policy_accuracy(model: str | Path, config: DemoConfig) -> float:
-    """Sampled (T=1) accuracy of the policy at ``model`` on the fixed policy evaluation problems."""
+def policy_accuracy(model: str | Path, config: DemoConfig) -> list[float]:
+    """Sampled (T=1) accuracy of the policy at ``model`` per fixed policy evaluation problem (the
+    share of its ``policy_eval_samples`` answers that are right)."""
     backend = load_demo_backend(model, config)
     items = problems(config.policy_eval_problems, config.seed + 7)
-    return accuracy(items, sample_answers(backend, items, config.policy_eval_samples, seed=config.seed))
+    answers = sample_answers(backend, items, config.policy_eval_samples, seed=config.seed)
+    return [accuracy([item], [group]) for item, group in zip(items, answers)]
 
 
 def reward_for(judge_model: Path, config: DemoConfig, k: int | None = None):
@@ -85,7 +91,28 @@ def best_of_n_curve(policy_model: Path, judge_model: Path, config: DemoConfig) -
         curve["oracle"].append(sum(any(c[:n]) for c in correct) / len(items))
     curve["reference_accuracy"] = sum(is_correct(p.question, r) for p, r in zip(items, references)) / len(items)
     curve["problems"] = len(items)
+    judge_picks = {"reference": chosen}  # the curve's picks at N = bon_n (the last N)
+    for strategy in ("knockout", "round_robin"):
+        results = best_of_n(reward.judge, [p.question for p in items], candidates, strategy=strategy,
+                            seed=config.seed, answer_key=shown_answer)
+        judge_picks[strategy] = [result.index for result in results]
+    per_problem = {f"judge ({strategy})": [float(c[i]) for c, i in zip(correct, chosen)]
+                   for strategy, chosen in judge_picks.items()}
+    per_problem["majority vote (final answers)"] = [float(c[majority_pick(group, rng)]) for c, group in zip(correct, candidates)]
+    per_problem["random"] = [sum(c) / len(c) for c in correct]
+    per_problem["oracle"] = [float(any(c)) for c in correct]
+    curve["strategies"] = per_problem  # per problem, at N = bon_n
     return curve
+
+
+def majority_pick(answers: Sequence[str], rng: random.Random) -> int:
+    """Self-consistency: an answer with the most common final result (ties: a random one of them)."""
+    values = [answer_value(a) for a in answers]
+    counts = {v: values.count(v) for v in values if v is not None}
+    if not counts:
+        return rng.randrange(len(answers))
+    top = max(counts.values())
+    return rng.choice([i for i, v in enumerate(values) if counts.get(v) == top])
 
 
 def _pick(scores: Sequence[float], rng: random.Random) -> int:

@@ -7,10 +7,12 @@ same folder reuses finished judges, evaluations and the cached base model):
 2. the world's data files (train / eval_id / eval_ood, :mod:`.world_data`);
 3. judges: zero-shot (the base), warm start (seed critiques), then the recipes of
    ``genrm train`` -- BT, GenRM (no CoT) from the base, STaR-SFT and STaR-DPO from the warm start;
-4. evaluation of every judge on both splits (``genrm eval preference``, maj@1 .. maj@K,
+4. evaluation of every judge on every split (``genrm eval preference``, maj@1 .. maj@K,
    faithfulness of the rationales; a STaR judge's ID evaluation is its run's last held-out one);
-5. the best STaR judge as a reward: Best-of-N on the base policy's samples and a GRPO run;
-6. the report (:mod:`.report`).
+5. the voting cost of the best trained CoT judge: maj@``adaptive_k`` against the adaptive rules;
+6. the best STaR judge as a reward: Best-of-N (every strategy, and majority voting over final
+   answers) on the base policy's samples, and a GRPO run;
+7. the report (:mod:`.report`), every gain with a paired-bootstrap interval (:mod:`.analysis`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from genrm_plugin.demo.analysis import adaptive_replay, item_credits
 from genrm_plugin.demo.base_model import ensure_base
 from genrm_plugin.demo.config import DemoConfig
-from genrm_plugin.demo.judges import evaluate_judge, final_evaluation, star_faithfulness, train_recipe, warm_start
+from genrm_plugin.demo.judges import (
+    evaluate_judge, final_evaluation, judge_config, run_evaluation, star_faithfulness, train_recipe, warm_start,
+)
 from genrm_plugin.demo.policy import best_of_n_curve, policy_accuracy, run_grpo
-from genrm_plugin.demo.report import COT_TRAINED, top_accuracy, write_report
-from genrm_plugin.demo.world_data import write_world
+from genrm_plugin.demo.checks import COT_TRAINED, top_accuracy
+from genrm_plugin.demo.report import write_report
+from genrm_plugin.demo.world_data import EVAL_SPLITS, write_world
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +71,7 @@ def run_demo(config: DemoConfig) -> tuple[dict[str, Any], str]:
             finished = {"id": final_evaluation(config, name, out / "judges")} if name.startswith("star-") else {}
             evaluations[name] = {split: evaluate_judge(config, name, model, data[split], out / "evals" / name / split,
                                                        finished=finished.get(split))
-                                 for split in ("id", "ood")}
+                                 for split in EVAL_SPLITS}
     star_curves = {}
     for recipe in (r for r in COT_TRAINED if r in models):
         stats = json.loads((out / "judges" / recipe / "stats.json").read_text())
@@ -78,15 +84,37 @@ def run_demo(config: DemoConfig) -> tuple[dict[str, Any], str]:
         }
     candidates = [r for r in COT_TRAINED if r in models] or ["warm-start"]
     best = max(candidates, key=lambda r: top_accuracy(evaluations[r]["id"]))
+    with stage("voting cost", timings):
+        voting = voting_cost(config, best, models[best], data["id"], out / "evals" / best / f"id-maj{config.adaptive_k}")
     with stage("best-of-n", timings):
         bon = best_of_n_curve(base, models[best], config)
     with stage("grpo", timings):
         before = policy_accuracy(base, config)
         grpo = run_grpo(base, models[best], config, out / "grpo")
-        grpo.update(accuracy_before=before, accuracy_after=policy_accuracy(grpo["policy"], config), judge=best)
+        after = policy_accuracy(grpo["policy"], config)
+        grpo.update(accuracy_before=mean(before), accuracy_after=mean(after), judge=best,
+                    per_problem_before=before, per_problem_after=after)
     results = {
         "config": config.as_dict(), "base": {**base_info, "path": str(base)}, "warm_start": warm_info,
-        "judges": evaluations, "star_curves": star_curves, "reward_judge": best, "best_of_n": {**bon, "judge_name": best},
-        "grpo": grpo, "timings": timings, "seconds": time.perf_counter() - began,
+        "judges": evaluations, "star_curves": star_curves, "reward_judge": best, "voting_cost": voting,
+        "best_of_n": {**bon, "judge_name": best}, "grpo": grpo, "timings": timings,
+        "seconds": time.perf_counter() - began,
     }
     return results, write_report(results, out)
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def voting_cost(config: DemoConfig, name: str, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
+    """maj@``adaptive_k`` of judge ``name`` on the first ``adaptive_pairs`` ID pairs, and the adaptive
+    rules replayed on the same votes (votes used, agreement with the maj@``adaptive_k`` verdict)."""
+    k = config.adaptive_k
+    summary = run_evaluation(config, "cot", model, data, out_dir, k=k, limit=config.adaptive_pairs)
+    return {
+        "judge": name, "k": k, "pairs": summary["pairs"],
+        "accuracy": {f"maj@{j}": v for j, v in summary["overall"]["accuracy"].items()},
+        "credits": item_credits(out_dir / "records.jsonl", "cot", k),
+        "rules": adaptive_replay(out_dir / "records.jsonl", k, judge_config(config).round_size),
+    }

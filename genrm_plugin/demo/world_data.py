@@ -1,7 +1,9 @@
 """The demo's data, written as ordinary files the package's commands read.
 
 * ``data/train.jsonl``: in-distribution preference pairs (2-digit sums) with label noise;
-* ``data/eval_id.jsonl`` and ``data/eval_ood.jsonl``: clean held-out pairs (2- and 3-digit sums);
+* ``data/eval_id.jsonl``, ``data/eval_ood.jsonl``, ``data/eval_long.jsonl``: clean held-out pairs
+  of every split of the world (2-digit sums; 2-digit differences, a skill the base knows but no
+  judge training row shows; 3-digit sums);
 * the seed set: teacher critiques (the world's correct rationale ending in the verdict) for the
   warm start, as SFT rows over the judge's own CoT prompt.
 
@@ -17,9 +19,10 @@ from typing import Any
 
 from genrm_plugin.data import PreferencePair, to_judge_examples
 from genrm_plugin.recipes.training_rows import judge_prompt
-from genrm_plugin.toy.world import WorldPair, judge_rationale, make_pairs, parse_question, prompt_config
+from genrm_plugin.toy.world import SPLITS, WorldPair, judge_rationale, make_pairs, parse_question, prompt_config
 
-SPLIT_FILES = {"train": "train.jsonl", "id": "eval_id.jsonl", "ood": "eval_ood.jsonl"}
+EVAL_SPLITS = tuple(SPLITS)  # id, ood (differences), long (3-digit sums)
+SPLIT_FILES = {"train": "train.jsonl", **{split: f"eval_{split}.jsonl" for split in EVAL_SPLITS}}
 
 
 def to_preference(pair: WorldPair, pair_id: str) -> PreferencePair:
@@ -27,13 +30,10 @@ def to_preference(pair: WorldPair, pair_id: str) -> PreferencePair:
 
 
 def write_world(folder: Path, train_pairs: int, eval_pairs: int, label_noise: float, seed: int) -> dict[str, Path]:
-    """Write the train / eval_id / eval_ood files into ``folder``; returns their paths by split."""
+    """Write the train file and one eval file per split into ``folder``; returns their paths by split."""
     folder.mkdir(parents=True, exist_ok=True)
-    sets = {
-        "train": make_pairs(train_pairs, "id", seed=seed, label_noise=label_noise),
-        "id": make_pairs(eval_pairs, "id", seed=seed + 1),
-        "ood": make_pairs(eval_pairs, "ood", seed=seed + 1),
-    }
+    sets = {"train": make_pairs(train_pairs, "id", seed=seed, label_noise=label_noise),
+            **{split: make_pairs(eval_pairs, split, seed=seed + 1) for split in EVAL_SPLITS}}
     paths = {}
     for split, pairs in sets.items():
         path = folder / SPLIT_FILES[split]
@@ -56,3 +56,13 @@ def seed_rows(tokenizer: Any, n: int, seed: int, template: str) -> list[dict[str
             "completion": judge_rationale(problem, example.answer_a, example.answer_b),
         })
     return rows
+
+
+def replay_rows(tokenizer: Any, n: int, seed: int, error_rate: float, template: str) -> list[dict[str, str]]:
+    """``n`` rows of the base model's own corpus (its ``solve`` rows: policy prompts with worked
+    answers of every split, differences included) to mix into judge training, so that it keeps the
+    base's skills. Only solve rows: the corpus' check rows share the judge prompt but end before
+    the verdict, so replaying them would teach the judge to stop there."""
+    from genrm_plugin.toy.corpus import base_corpus
+
+    return base_corpus(tokenizer, n, seed=seed + 3, error_rate=error_rate, check_share=0.0, template=template)

@@ -11,8 +11,9 @@ answers, but not this package's judging convention. The corpus stands for that:
   answer with the result digit by digit and marks it ``Y``/``N`` -- but never writes the
   ``[[A]]``/``[[B]]`` verdict: that is what judge training teaches.
 
-Both digit lengths of the world appear (two and three digits), so the base model knows the skill
-out of the judge training distribution too, as a pretrained model would.
+Every split of the world appears (2-digit sums, 2-digit differences, 3-digit sums, one third
+each), so the base model knows the skills the judges' preference data never shows (differences,
+longer sums), as a pretrained model would.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def base_corpus(
     tokenizer: Any, n_rows: int, seed: int = 0, error_rate: float = 0.2, check_share: float = 0.5, template: str = "tiny",
 ) -> list[dict[str, str]]:
     """``n_rows`` prompt/completion rows: ``check`` rows (share ``check_share``) and ``solve`` rows
-    (the rest), both digit lengths."""
+    (the rest), every split of the world."""
     if not 0 <= error_rate < 1:
         raise ValueError(f"error_rate must be in [0, 1), got {error_rate}")
     if not 0 <= check_share <= 1:

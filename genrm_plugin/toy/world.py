@@ -1,8 +1,10 @@
-"""A synthetic world with verifiable preferences: column-wise addition.
+"""A synthetic world with verifiable preferences: column-wise addition and subtraction.
 
-The policy task is ``a+b`` (two- or three-digit operands), answered by working it out: a
-column-wise trace, units first, with explicit carries, ending in the result written at a fixed
-width (one digit more than the operands): ``47+38: 7+8+0=15 4+3+1=08 >085`` (:func:`solution`).
+The policy task is ``a+b`` or ``a-b`` (two- or three-digit operands, ``a >= b``), answered by
+working it out: a column-wise trace, units first, with explicit carries (borrows), ending in the
+result written at a fixed width (one digit more than the operands): ``47+38: 7+8+0=15 4+3+1=08
+>085``, ``85-38: 5-8-0=17 8-3-1=04 >047`` (:func:`solution`; a column writes ``carry digit``: the
+``1`` of ``17`` is the borrow from the next column).
 An answer's result is its last number (:func:`answer_value`), so answers are checkable exactly,
 and so are preference pairs, judge rationales and their faithfulness.
 
@@ -10,8 +12,10 @@ and so are preference pairs, judge rationales and their faithfulness.
   off by one, or a slip when copying the result. A flawed trace carries its mistake through, so
   its result is wrong (:func:`solution` with ``mistake=``).
 * Preference pairs (:func:`make_pairs`): a correct answer vs a flawed one, optional label noise
-  standing for annotator disagreement. Splits: ``id`` (2-digit + 2-digit) and ``ood``
-  (3-digit + 3-digit: longer inputs).
+  standing for annotator disagreement. Splits (:data:`SPLITS`): ``id`` (2-digit sums: all the
+  judges' preference data), ``ood`` (2-digit differences: a skill family the base model knows
+  from its corpus but no judge training row shows -- transfer of reasoning) and ``long``
+  (3-digit sums: longer inputs, length generalisation).
 * The judges are shown each candidate's final answer only (:data:`ANSWER_PATTERN`, their
   ``answer_pattern``). Judge rationales (the seed "teacher critiques"): the recomputed trace,
   then per candidate its answer, the recomputed result and the two compared digit by digit, then
@@ -34,7 +38,9 @@ from dataclasses import dataclass
 
 from genrm_plugin.prompts import PromptConfig, verdict_text
 
-SPLITS = {"id": (2, 2), "ood": (3, 3)}
+# split -> (digits of a, digits of b, operation)
+SPLITS = {"id": (2, 2, "+"), "ood": (2, 2, "-"), "long": (3, 3, "+")}
+OPERATIONS = ("+", "-")
 MISTAKES = ("dropped_carry", "sum_slip", "copy_slip")
 # What the judges are shown of a candidate: its stated result (see PromptConfig.answer_pattern).
 ANSWER_PATTERN = r">(\d+)\s*$"
@@ -42,16 +48,25 @@ ANSWER_PATTERN = r">(\d+)\s*$"
 
 @dataclass(frozen=True)
 class Problem:
+    """``a op b`` with ``op`` in :data:`OPERATIONS` (differences keep ``a >= b``)."""
+
     a: int
     b: int
+    op: str = "+"
+
+    def __post_init__(self) -> None:
+        if self.op not in OPERATIONS:
+            raise ValueError(f"Problem.op must be one of {OPERATIONS}, got {self.op!r}")
+        if self.op == "-" and self.a < self.b:
+            raise ValueError(f"Problem: a difference needs a >= b, got {self.a}-{self.b}")
 
     @property
     def question(self) -> str:
-        return f"{self.a}+{self.b}"
+        return f"{self.a}{self.op}{self.b}"
 
     @property
     def answer(self) -> int:
-        return self.a + self.b
+        return self.a + self.b if self.op == "+" else self.a - self.b
 
 
 @dataclass(frozen=True)
@@ -68,8 +83,9 @@ class WorldPair:
 def sample_problem(rng: random.Random, split: str = "id") -> Problem:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
-    da, db = SPLITS[split]
-    return Problem(rng.randint(10 ** (da - 1), 10**da - 1), rng.randint(10 ** (db - 1), 10**db - 1))
+    da, db, op = SPLITS[split]
+    a, b = rng.randint(10 ** (da - 1), 10**da - 1), rng.randint(10 ** (db - 1), 10**db - 1)
+    return Problem(*((max(a, b), min(a, b)) if op == "-" else (a, b)), op)
 
 
 def _columns(problem: Problem) -> list[tuple[int, int]]:
@@ -79,6 +95,9 @@ def _columns(problem: Problem) -> list[tuple[int, int]]:
 
 def solution(problem: Problem, mistake: str | None = None, rng: random.Random | None = None) -> str:
     """The column-wise trace ``47+38: 7+8+0=15 4+3+1=08 >085``; with ``mistake``, a flawed one.
+
+    A column writes ``x op y op carry`` and a two-digit ``s``: its result digit and the carry
+    into the next column (``s = 10 * carry + digit``; for a difference the carry is the borrow).
 
     The trace restates the question first: the columns are then read at a fixed offset from it,
     wherever the question sits in a longer prompt (what lets a tiny model recompute inside a
@@ -101,10 +120,10 @@ def solution(problem: Problem, mistake: str | None = None, rng: random.Random | 
     for i, (x, y) in enumerate(columns):
         if mistake == "dropped_carry" and i == where:
             carry = 0
-        s = x + y + carry
+        s = _column(x, y, carry, problem.op)
         if mistake == "sum_slip" and i == where:
             s = s + slip if 0 <= s + slip <= 19 else s - slip
-        steps.append(f"{x}+{y}+{carry}={s:02d}")
+        steps.append(f"{x}{problem.op}{y}{problem.op}{carry}={s:02d}")
         digits.append(s % 10)
         carry = s // 10
     result = int(str(carry) + "".join(str(d) for d in reversed(digits))) if carry else int("".join(str(d) for d in reversed(digits)))
@@ -114,13 +133,21 @@ def solution(problem: Problem, mistake: str | None = None, rng: random.Random | 
     return f"{problem.question}: {' '.join(steps)} >{result:0{width}d}"
 
 
+def _column(x: int, y: int, carry: int, op: str) -> int:
+    """A column's ``s = 10 * carry_out + digit``: ``x + y + carry``, or ``x - y - borrow`` (borrowing 10)."""
+    if op == "+":
+        return x + y + carry
+    d = x - y - carry
+    return d if d >= 0 else 10 + (d + 10)
+
+
 def _carry_columns(problem: Problem) -> list[int]:
-    """Columns that receive a carry in the correct trace."""
+    """Columns that receive a carry (a borrow) in the correct trace."""
     carry, receiving = 0, []
     for i, (x, y) in enumerate(_columns(problem)):
         if carry:
             receiving.append(i)
-        carry = (x + y + carry) // 10
+        carry = _column(x, y, carry, problem.op) // 10
     return receiving
 
 
@@ -138,7 +165,8 @@ def noisy_solution(problem: Problem, rng: random.Random, error_rate: float) -> t
     return solution(problem, mistake, rng), mistake
 
 
-def make_pairs(n: int, split: str = "id", seed: int = 0, label_noise: float = 0.0) -> list[WorldPair]:
+def make_pairs(n: int, split: str = "id", seed: int = 0, label_noise: float = 0.0,
+               mistakes: tuple[str, ...] = MISTAKES) -> list[WorldPair]:
     """``n`` preference pairs (correct vs flawed trace); with probability ``label_noise`` the label flips."""
     if not 0 <= label_noise < 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5), got {label_noise}")
@@ -146,7 +174,7 @@ def make_pairs(n: int, split: str = "id", seed: int = 0, label_noise: float = 0.
     pairs = []
     for i in range(n):
         problem = sample_problem(rng, split)
-        mistake = MISTAKES[i % len(MISTAKES)]
+        mistake = mistakes[i % len(mistakes)]
         if mistake == "dropped_carry" and not _carry_columns(problem):
             mistake = "sum_slip"  # nothing to drop
         right, wrong = solution(problem), solution(problem, mistake, rng)
@@ -239,11 +267,11 @@ def rationale_checks_out(question: str, answer_a: str, answer_b: str, rationale:
 
 
 def parse_question(question: str) -> Problem:
-    """The :class:`Problem` of a question string ``"47+38"``."""
-    match = re.fullmatch(r"\s*(\d+)\+(\d+)\s*", question)
-    if not match:
+    """The :class:`Problem` of a question string ``"47+38"`` or ``"85-38"``."""
+    match = re.fullmatch(r"\s*(\d+)([+-])(\d+)\s*", question)
+    if not match or (match.group(2) == "-" and int(match.group(1)) < int(match.group(3))):
         raise ValueError(f"not a world question: {question!r}")
-    return Problem(int(match.group(1)), int(match.group(2)))
+    return Problem(int(match.group(1)), int(match.group(3)), match.group(2))
 
 
 def is_correct(question: str, answer: str) -> bool:
