@@ -162,14 +162,12 @@ def test_paired_gain_interval_is_a_paired_bootstrap():
         paired_gain([1.0], [1.0, 0.0], 10, 0)
 
 
-def test_adaptive_replay_stops_where_the_judge_would(tmp_path):
+def test_adaptive_replay_stops_where_the_judge_would():
     from genrm_plugin.demo.analysis import adaptive_replay
 
-    records = tmp_path / "records.jsonl"
     unanimous = {"votes": ["AAAAAAAA", "BBBBBBBB"]}  # both orders agree (the second order is swapped)
     split = {"votes": ["ABABABAB", "ABABABAB"]}  # a tie in each order: never decided early
-    records.write_text("\n".join(json.dumps(r) for r in (unanimous, split)) + "\n")
-    replay = adaptive_replay(records, k=8, round_size=2)
+    replay = adaptive_replay([unanimous, split], k=8, round_size=2)
     # cannot_flip: unanimous after 6 votes (margin 6 > 2 left) per order; the tie draws all 8
     assert replay["cannot_flip"]["votes_used"] == 6 + 6 + 8 + 8 and replay["cannot_flip"]["votes_fixed"] == 32
     assert replay["cannot_flip"]["agreement"] == 1.0

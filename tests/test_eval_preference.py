@@ -277,3 +277,18 @@ def test_eval_preference_cli(pairs_file, tmp_path, tiny_model_and_tokenizer, cap
     assert json.loads((tmp_path / "bt_run" / "summary.json").read_text())["judge_kind"] == "reward model"
     capsys.readouterr()
     assert main(args) == 2 and "needs --bt_model" in capsys.readouterr().err
+
+
+def test_a_finished_evaluation_reads_back_as_a_result_object(tmp_path, pairs_file):
+    """Other modules (the demo) read an evaluation through PreferenceEvaluation, not its files: the
+    mean of the per-pair credits is the reported accuracy."""
+    from genrm_plugin.evals.preference import PreferenceEvaluation
+
+    assert PreferenceEvaluation.load(tmp_path / "none") is None
+    summary = run(pairs_file, tmp_path, GenerativeJudge(always("A"), JudgeConfig(k=2)), name="e")
+    evaluation = PreferenceEvaluation.load(tmp_path / "e")
+    assert evaluation.summary == summary and evaluation.kind == "votes"
+    assert [r["index"] for r in evaluation.records] == list(range(summary["pairs"]))
+    for k in summary["ks"]:
+        credits = evaluation.credits(int(k))
+        assert sum(credits) / len(credits) == pytest.approx(summary["overall"]["accuracy"][str(k)])

@@ -1,7 +1,5 @@
 """The demo's statistics: per-item outcomes, paired-bootstrap intervals of gains, voting cost.
 
-* :func:`item_credits` -- one evaluation's outcome per pair at maj@k (1 right, 1/2 tie or
-  abstain, 0 wrong: exactly the credit whose mean is the reported accuracy).
 * :func:`paired_gain` -- the mean difference of two paired outcome lists (same pairs, same
   problems) with a 95% percentile interval from a paired bootstrap (pairs resampled together);
   a gain "holds" only where the whole interval clears zero.
@@ -13,24 +11,13 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 from typing import Any, Sequence
 
 from genrm_plugin.evals.intervals import percentile_interval
 from genrm_plugin.votes import VoteCount, combine_orders, is_decided, side
 
 LEVEL = 0.95
-RECORD_KINDS = {"cot": "votes", "no_cot": "probability", None: "scores"}  # judge mode -> eval record kind
-
-
-def item_credits(records_file: Path, mode: str | None, k: int) -> list[float]:
-    """Per pair (in data order), the credit at maj@``k`` of an evaluation's ``records.jsonl``."""
-    from genrm_plugin.evals.preference import _expected  # the evaluation's own per-record outcome
-
-    records = sorted((json.loads(line) for line in records_file.read_text().splitlines()), key=lambda r: r["index"])
-    return [_expected(record, RECORD_KINDS[mode], k).credit for record in records]
 
 
 def paired_gain(after: Sequence[float], before: Sequence[float], rounds: int, seed: int) -> dict[str, float]:
@@ -50,11 +37,10 @@ def mean_interval(values: Sequence[float], rounds: int, seed: int) -> dict[str, 
     return {"mean": gain["gain"], "low": gain["low"], "high": gain["high"], "items": gain["items"]}
 
 
-def adaptive_replay(records_file: Path, k: int, round_size: int, rules: Sequence[str] = ("cannot_flip", "bayes"),
+def adaptive_replay(records: Sequence[dict[str, Any]], k: int, round_size: int, rules: Sequence[str] = ("cannot_flip", "bayes"),
                     confidence: float = 0.95) -> dict[str, dict[str, Any]]:
     """For each rule: votes used (share of the fixed 2K per pair) and agreement of its verdict with
     the full-K one, replaying the votes of a maj@``k`` evaluation in the order they were drawn."""
-    records = [json.loads(line) for line in records_file.read_text().splitlines()]
     out = {}
     for rule in rules:
         used = agree = 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_plugin.demo.config import DemoConfig
+from genrm_plugin.run_folder import atomic_dir, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +77,14 @@ def ensure_base(config: DemoConfig) -> tuple[Path, dict]:
 
 def build_base(config: DemoConfig, path: Path) -> dict:
     """Pretrain the base of ``config`` into ``path`` (atomically: a temporary folder renamed); its info."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    info = pretrain(config, tmp)
-    (tmp / BASE_INFO).write_text(json.dumps(info, indent=1))
-    shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    info: dict = {}
+
+    def build(tmp: Path) -> None:
+        info.update(pretrain(config, tmp))
+        atomic_write_json(tmp / BASE_INFO, info)
+        shutil.rmtree(tmp / "trainer", ignore_errors=True)
+
+    atomic_dir(path, build)
     return info
 
 

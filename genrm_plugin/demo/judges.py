@@ -22,9 +22,12 @@ from typing import Any
 
 from genrm_plugin.demo.base_model import TEMPLATE
 from genrm_plugin.demo.config import DemoConfig
+from genrm_plugin.evals.preference import PreferenceEvaluation
 from genrm_plugin.judge import JudgeConfig
 from genrm_plugin.prompts import parse_verdict
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig
+from genrm_plugin.recipes.training_run import FinishedRun
+from genrm_plugin.run_folder import atomic_dir, atomic_write_json
 from genrm_plugin.toy.world import ANSWER_PATTERN, parse_question, rationale_faithful
 
 MAX_NEW_TOKENS = 128  # the longest world rationale (3-digit sums: trace, two digit-by-digit checks) is ~100 tokens
@@ -99,13 +102,15 @@ def warm_start(config: DemoConfig, base: Path, run_dir: Path) -> tuple[Path, dic
     model, tokenizer, result = train_sft(str(base), mixed, run_dir / "warm-start-trainer", train,
                                          learning_rate(config, "warm-start"), config.seed,
                                          model_args(config, "warm-start"))
-    tmp = path.with_name(path.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
     info = {"rows": len(rows), "replay_rows": len(replay), "lora_r": config.lora_r if uses_lora(config, "warm-start") else 0,
             "steps": result.steps, "loss": result.loss, "seconds": result.seconds}
-    (tmp / "warm_start.json").write_text(json.dumps(info, indent=1))
-    tmp.rename(path)
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / info_file.name, info)
+
+    atomic_dir(path, save)
     return path, info
 
 
@@ -127,44 +132,38 @@ def train_recipe(config: DemoConfig, recipe: str, start: Path, data: dict[str, P
     return train_judge(settings, train_config(config, recipe=recipe), judge_config(config), model_args(config, recipe))
 
 
-def final_evaluation(config: DemoConfig, recipe: str, run_dir: Path) -> Path | None:
-    """The folder of a STaR run's own evaluation of its final judge on the ID split (the last
-    iteration's held-out evaluation: same judge, data and votes as :func:`evaluate_judge`), if any."""
-    folder = run_dir / recipe / f"iter-{config.star_iterations}" / "eval"
-    return folder if (folder / "summary.json").is_file() and (folder / "records.jsonl").is_file() else None
+def final_evaluation(config: DemoConfig, recipe: str, run_dir: Path) -> PreferenceEvaluation | None:
+    """A STaR run's own evaluation of its final judge on the ID split (the last iteration's
+    held-out evaluation: same judge, data and votes as :func:`evaluate_judge`), if any."""
+    return PreferenceEvaluation.load(FinishedRun(run_dir / recipe).evaluation_dir(config.star_iterations))
 
 
 def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_dir: Path,
-                   finished: Path | None = None) -> dict[str, Any]:
+                   finished: PreferenceEvaluation | None = None) -> dict[str, Any]:
     """Preference accuracy of judge ``name`` (a key of :data:`MODES`) on ``data`` at maj@1, 2, ... K
-    (CoT). ``finished``: a folder where this evaluation already ran (its summary and records are
-    read instead of judging again)."""
+    (CoT). ``finished``: this evaluation, already run (used instead of judging again)."""
     mode = MODES[name]
-    if finished is not None:
-        out_dir, summary = finished, json.loads((finished / "summary.json").read_text())
-    else:
-        summary = run_evaluation(config, mode, model, data, out_dir)
+    evaluation = finished or run_evaluation(config, mode, model, data, out_dir)
+    summary = evaluation.summary
     result = {
         "accuracy": {f"maj@{k}": v for k, v in summary["overall"]["accuracy"].items()},
         "consistency": summary["overall"]["consistency"][str(summary["ks"][-1])],
         "by_mistake": {s: g["accuracy"][str(summary["ks"][-1])] for s, g in summary["subsets"].items()},
         "pairs": summary["pairs"],
     }
-    from genrm_plugin.demo.analysis import item_credits
-
-    result["credits"] = {f"maj@{k}": item_credits(out_dir / "records.jsonl", mode, int(k)) for k in summary["ks"]}
+    result["credits"] = {f"maj@{k}": evaluation.credits(int(k)) for k in summary["ks"]}
     if mode == "cot":
         from genrm_plugin.data import load_preferences
 
         questions = [pair.prompt for pair in load_preferences(str(data))]
-        result.update(rationale_checks(out_dir / "records.jsonl", questions))
+        result.update(rationale_checks(evaluation.records, questions))
     return result
 
 
 def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path, out_dir: Path,
-                   k: int | None = None, limit: int | None = None) -> dict[str, Any]:
+                   k: int | None = None, limit: int | None = None) -> PreferenceEvaluation:
     """``genrm eval preference`` of ``model`` as a ``mode`` judge (``None``: a BT reward model) with
-    ``k`` votes per order (default: the demo's K) on the first ``limit`` pairs; its summary."""
+    ``k`` votes per order (default: the demo's K) on the first ``limit`` pairs."""
     from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
     from genrm_plugin.evals.selection import describe_judge
     from genrm_plugin.judge import GenerativeJudge
@@ -176,18 +175,19 @@ def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path
     if mode is None:
         from genrm_plugin.bt_scorer import BTScorer
 
-        return evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
-                                    judge_info={"model": str(model), "judge": "BTScorer"})
-    judge = GenerativeJudge(load_demo_backend(model, config), judge_config(config, mode, k=k))
-    return evaluate_preferences(eval_config, judge=judge, judge_info={"model": str(model), **describe_judge(judge)})
+        evaluate_preferences(eval_config, scorer=BTScorer.from_pretrained(model),
+                             judge_info={"model": str(model), "judge": "BTScorer"})
+    else:
+        judge = GenerativeJudge(load_demo_backend(model, config), judge_config(config, mode, k=k))
+        evaluate_preferences(eval_config, judge=judge, judge_info={"model": str(model), **describe_judge(judge)})
+    return PreferenceEvaluation.load(out_dir)
 
 
-def rationale_checks(records_file: Path, questions: list[str]) -> dict[str, float | None]:
+def rationale_checks(records: list[dict[str, Any]], questions: list[str]) -> dict[str, float | None]:
     """Parse failures and faithfulness of every rationale in an evaluation's records
     (``questions[i]`` is the question of the record with ``index`` i)."""
     total = failures = faithful = right = right_faithful = 0
-    for line in records_file.read_text().splitlines():
-        record = json.loads(line)
+    for record in records:
         problem = parse_question(questions[record["index"]])
         for order, rationales in enumerate(record["rationales"]):
             chosen_label = "A" if record["chosen_first"] == (order == 0) else "B"
@@ -210,17 +210,16 @@ def rationale_checks(records_file: Path, questions: list[str]) -> dict[str, floa
 def star_faithfulness(run_dir: Path) -> list[dict[str, Any]]:
     """Per STaR iteration: rationales with the right verdict (what a verdict-only filter keeps), and
     the share of them with the true sum (what the world's rationale filter keeps)."""
-    out = []
-    for iteration_dir in sorted(run_dir.glob("iter-*"), key=lambda p: int(p.name.split("-")[1])):
+    out, run = [], FinishedRun(run_dir)
+    for iteration in run.iterations():
         right = faithful = sampled = 0
-        for shard in sorted((iteration_dir / "shards").glob("shard-*.json")):
-            for record in json.loads(shard.read_text())["records"]:
-                problem = parse_question(record["prompt"])
-                for text, verdict in zip(record["rationales"], record["verdicts"]):
-                    sampled += 1
-                    if verdict == record["label"]:
-                        right += 1
-                        faithful += rationale_faithful(problem, text)
-        out.append({"iteration": int(iteration_dir.name.split("-")[1]), "sampled": sampled, "right_verdict": right,
+        for record in run.sampled_records(iteration):
+            problem = parse_question(record["prompt"])
+            for text, verdict in zip(record["rationales"], record["verdicts"]):
+                sampled += 1
+                if verdict == record["label"]:
+                    right += 1
+                    faithful += rationale_faithful(problem, text)
+        out.append({"iteration": iteration, "sampled": sampled, "right_verdict": right,
                     "right_verdict_faithful_rate": faithful / right if right else None})
     return out

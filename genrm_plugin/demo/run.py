@@ -17,14 +17,13 @@ same folder reuses finished judges, evaluations and the cached base model):
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from genrm_plugin.demo.analysis import adaptive_replay, item_credits
+from genrm_plugin.demo.analysis import adaptive_replay
 from genrm_plugin.demo.base_model import ensure_base
 from genrm_plugin.demo.config import DemoConfig
 from genrm_plugin.demo.judges import (
@@ -34,6 +33,7 @@ from genrm_plugin.demo.policy import best_of_n_curve, policy_accuracy, run_grpo
 from genrm_plugin.demo.checks import COT_TRAINED, top_accuracy
 from genrm_plugin.demo.report import write_report
 from genrm_plugin.demo.world_data import EVAL_SPLITS, write_world
+from genrm_plugin.recipes.training_run import FinishedRun
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def run_demo(config: DemoConfig) -> tuple[dict[str, Any], str]:
                                  for split in EVAL_SPLITS}
     star_curves = {}
     for recipe in (r for r in COT_TRAINED if r in models):
-        stats = json.loads((out / "judges" / recipe / "stats.json").read_text())
+        stats = FinishedRun(out / "judges" / recipe).stats()
         sampled = star_faithfulness(out / "judges" / recipe)
         star_curves[recipe] = {
             "accuracy": [top_accuracy(evaluations["warm-start"]["id"])] + [s["eval"]["accuracy"] for s in stats],
@@ -111,10 +111,11 @@ def voting_cost(config: DemoConfig, name: str, model: Path, data: Path, out_dir:
     """maj@``adaptive_k`` of judge ``name`` on the first ``adaptive_pairs`` ID pairs, and the adaptive
     rules replayed on the same votes (votes used, agreement with the maj@``adaptive_k`` verdict)."""
     k = config.adaptive_k
-    summary = run_evaluation(config, "cot", model, data, out_dir, k=k, limit=config.adaptive_pairs)
+    evaluation = run_evaluation(config, "cot", model, data, out_dir, k=k, limit=config.adaptive_pairs)
+    summary = evaluation.summary
     return {
         "judge": name, "k": k, "pairs": summary["pairs"],
         "accuracy": {f"maj@{j}": v for j, v in summary["overall"]["accuracy"].items()},
-        "credits": item_credits(out_dir / "records.jsonl", "cot", k),
-        "rules": adaptive_replay(out_dir / "records.jsonl", k, judge_config(config).round_size),
+        "credits": evaluation.credits(k),
+        "rules": adaptive_replay(evaluation.records, k, judge_config(config).round_size),
     }

@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from tqdm.auto import tqdm
@@ -37,7 +38,7 @@ from genrm_plugin.data import PreferencePair, load_preferences, to_judge_example
 from genrm_plugin.evals.inputs import EvalInputError
 from genrm_plugin.evals.plots import plot_lines
 from genrm_plugin.evals.rewardbench import section_scores
-from genrm_plugin.run_folder import RecordFolder
+from genrm_plugin.run_folder import RecordFolder, read_records
 from genrm_plugin.evals.selection import run_settings
 from genrm_plugin.evals.majority import Expected, credit, expected_majority
 from genrm_plugin.evals.intervals import powers_of_two
@@ -286,3 +287,34 @@ def _table(summary: dict[str, Any]) -> str:
         if missing:
             text += f"\n\nSections without data: {', '.join(missing)} (no overall Score)."
     return text + f"\n\n{summary['pairs']} pairs; judge: {summary['judge_kind']}; accuracy % (ties and abstentions count 1/2)."
+
+
+@dataclass
+class PreferenceEvaluation:
+    """A finished preference evaluation, read back from its run folder by :meth:`load` -- how other
+    modules (the demo, reports) use an evaluation without knowing its files.
+
+    Fields:
+        summary: the evaluation's summary (accuracy per K, consistency, subsets, ...).
+        records: one record per pair (its votes, probabilities or scores; rationales when saved).
+        kind: the record kind (``votes``: CoT, ``probability``: no-CoT, ``scores``: a reward model).
+    """
+
+    summary: dict[str, Any]
+    records: list[dict[str, Any]]
+    kind: str
+
+    @classmethod
+    def load(cls, output_dir: str | Path) -> "PreferenceEvaluation | None":
+        """The evaluation written to ``output_dir`` (``None`` if it has not finished)."""
+        folder = Path(output_dir)
+        if not (folder / "summary.json").is_file() or not (folder / RECORDS).is_file():
+            return None
+        config = json.loads((folder / "config.json").read_text())
+        records = sorted(read_records(folder / RECORDS), key=lambda r: r["index"])
+        return cls(json.loads((folder / "summary.json").read_text()), records, config["kind"])
+
+    def credits(self, k: int) -> list[float]:
+        """Per pair (in data order), the credit at maj@``k``: 1 right, 1/2 tie or abstain, 0 wrong
+        (their mean is the reported accuracy)."""
+        return [_expected(record, self.kind, k).credit for record in self.records]

@@ -196,7 +196,7 @@ class RecipeContext:
         k = self.recipe.eval_k or self.judge.k
         config = PreferenceEvalConfig(
             data=source[0], split=source[1], limit=source[2], order_seed=self.seed,
-            output_dir=str(self.run.iteration_dir(iteration) / "eval"), judge_kind="bt" if kind == "bt" else "genrm",
+            output_dir=str(self.run.evaluation_dir(iteration)), judge_kind="bt" if kind == "bt" else "genrm",
             save_rationales=self.recipe.eval_save_rationales and kind != "bt" and mode == "cot",
         )
         if kind == "bt":

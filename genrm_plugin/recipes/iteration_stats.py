@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from genrm_plugin.recipes.training_run import STATS_FILE
 from genrm_plugin.run_folder import atomic_write_json
 
 RATE_KEYS = {
@@ -29,7 +30,7 @@ COUNT_KEYS = {"kept_examples": "kept examples", "train_rows": "training rows", "
 def write_stats(root: str | Path, stats: list[dict[str, Any]], title: str) -> tuple[Path, Path]:
     """Write ``stats.json`` and ``stats.png`` into ``root``; returns both paths."""
     root = Path(root)
-    json_path, png_path = root / "stats.json", root / "stats.png"
+    json_path, png_path = root / STATS_FILE, root / "stats.png"
     atomic_write_json(json_path, stats)
     plot_stats(stats, png_path, title)
     return json_path, png_path

@@ -39,6 +39,7 @@ from genrm_plugin.run_folder import (
 )
 
 MANIFEST = "manifest.json"
+STATS_FILE = "stats.json"  # written by genrm_plugin.recipes.iteration_stats
 RUN_FILE = "run.json"
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,10 @@ class TrainingRun:
     def iteration_dir(self, iteration: int) -> Path:
         return self.root / f"iter-{iteration}"
 
+    def evaluation_dir(self, iteration: int) -> Path:
+        """Where the held-out evaluation of ``iteration``'s checkpoint is written."""
+        return evaluation_dir(self.root, iteration)
+
     def _entry(self, iteration: int) -> dict[str, Any]:
         return self.manifest["iterations"].setdefault(str(iteration), {"shards": {}, "done": False})
 
@@ -207,3 +212,33 @@ class TrainingRun:
     def save_dir(self, target: Path, save: Callable[[Path], None]) -> Path:
         """Build a directory with ``save(tmp_dir)``, then rename it to ``target`` (replacing it)."""
         return atomic_dir(target, save)
+
+
+def evaluation_dir(root: str | Path, iteration: int) -> Path:
+    return Path(root) / f"iter-{iteration}" / "eval"
+
+
+class FinishedRun:
+    """A training run folder read back (no lock, nothing written): what reports and the demo use
+    instead of the folder's layout."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per-iteration statistics (``stats.json``: iteration 0 first when it was evaluated)."""
+        return json.loads((self.root / STATS_FILE).read_text())
+
+    def iterations(self) -> list[int]:
+        """Iterations that sampled rationales (STaR), in order."""
+        found = [int(p.name.split("-")[1]) for p in self.root.glob("iter-*") if (p / "shards").is_dir()]
+        return sorted(found)
+
+    def sampled_records(self, iteration: int) -> list[dict[str, Any]]:
+        """Every rationale record ``iteration`` sampled, shard by shard."""
+        shards = sorted((self.root / f"iter-{iteration}" / "shards").glob("shard-*.json"))
+        return [record for shard in shards for record in json.loads(shard.read_text())["records"]]
+
+    def evaluation_dir(self, iteration: int) -> Path:
+        """The folder of ``iteration``'s held-out evaluation (see :class:`~genrm_plugin.evals.preference.PreferenceEvaluation`)."""
+        return evaluation_dir(self.root, iteration)
