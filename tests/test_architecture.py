@@ -100,3 +100,12 @@ def test_modules_are_small_and_documented():
         assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE.parent)}: {lines} lines > {MAX_LINES}"
         if path.name != "__init__.py" or path.read_text().strip():
             assert ast.get_docstring(ast.parse(path.read_text())), f"{path.relative_to(PACKAGE.parent)} has no module docstring"
+
+
+def test_the_demo_touches_no_run_folder_layout():
+    """The demo composes recipes and evaluations through their result objects, never their files."""
+    layout = ("iter-", "shards", "summary.json", "records.jsonl", "stats.json", "manifest.json")
+    for path in sorted((PACKAGE / "demo").glob("*.py")):
+        text = path.read_text()
+        assert not [name for name in layout if name in text], path.name
+
