@@ -137,7 +137,6 @@ def parse_configs(dataclass_types: Sequence[type], argv: Sequence[str], prog: st
             error (the message names the flag or field; see the module docstring).
     """
     parser = build_parser(dataclass_types, prog)
-    argv = [a for a in argv if a != "--debug"]
     argv, yaml_path = _pop_config_flag(list(argv), prog)
     yaml_keys = _apply_yaml(parser, yaml_path, prog) if yaml_path else set()
     namespace, unknown = parser.parse_known_args(argv)

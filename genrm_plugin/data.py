@@ -53,7 +53,7 @@ class PreferencePair:
     """One preference: ``chosen`` is better than ``rejected`` as a response to ``prompt``.
 
     Fields:
-        prompt: the question / conversation so far, as text (see :func:`render_conversation`).
+        prompt: the question / conversation so far, as text (see :func:`genrm_plugin.conversation.prompt_text`).
         chosen: the preferred response.
         rejected: the dispreferred response.
         subset: category (RewardBench ``subset``), if the row has one.
@@ -133,14 +133,6 @@ def row_to_pair(row: Any, where: str = "row") -> PreferencePair:
     """Convert one row (any accepted shape) to a :class:`PreferencePair`; ``where`` names it in errors."""
     try:
         return _row_to_pair(row, where)
-    except ConversationError as e:
-        raise PreferenceDataError(str(e)) from None
-
-
-def render_conversation(messages: Sequence[dict[str, Any]], where: str = "messages") -> str:
-    """Text of a conversation (:func:`genrm_plugin.conversation.prompt_text`), as a data error if malformed."""
-    try:
-        return prompt_text(list(messages), where)
     except ConversationError as e:
         raise PreferenceDataError(str(e)) from None
 

@@ -152,6 +152,17 @@ class RecordFolder:
         atomic_write_json(config_file, config, indent=2)
         self.config = config
 
+    @classmethod
+    def open(cls, path: str | Path) -> "RecordFolder | None":
+        """A finished run's folder, read-only (no settings check, nothing written); ``None`` if the
+        folder holds no run's ``config.json``."""
+        config_file = Path(path) / "config.json"
+        if not config_file.is_file():
+            return None
+        folder = cls.__new__(cls)
+        folder.path, folder.config = Path(path), json.loads(config_file.read_text())
+        return folder
+
     def file(self, name: str) -> Path:
         return self.path / name
 

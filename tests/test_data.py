@@ -8,11 +8,11 @@ from collections import Counter
 
 import pytest
 
+from genrm_plugin.conversation import prompt_text
 from genrm_plugin.data import (
     PreferenceDataError,
     PreferencePair,
     load_preferences,
-    render_conversation,
     to_judge_examples,
 )
 
@@ -86,10 +86,10 @@ def test_conversational_explicit_and_implicit_prompt(tmp_path):
     assert explicit == implicit == [PreferencePair("Name a prime.", "7", "8")]
 
 
-def test_render_conversation():
-    assert render_conversation([{"role": "user", "content": "hi"}]) == "hi"
+def test_prompt_text():
+    assert prompt_text([{"role": "user", "content": "hi"}], "p") == "hi"
     multi = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}]
-    assert render_conversation(multi) == "System: Be brief.\n\nUser: hi"
+    assert prompt_text(multi, "p") == "System: Be brief.\n\nUser: hi"
 
 
 def test_json_gz_parquet_and_saved_dataset_read_the_same(tmp_path):

@@ -38,7 +38,7 @@ from genrm_plugin.data import PreferencePair, load_preferences, to_judge_example
 from genrm_plugin.evals.inputs import EvalInputError
 from genrm_plugin.evals.plots import plot_lines
 from genrm_plugin.evals.rewardbench import section_scores
-from genrm_plugin.run_folder import RecordFolder, read_records
+from genrm_plugin.run_folder import RecordFolder
 from genrm_plugin.evals.selection import run_settings
 from genrm_plugin.evals.majority import Expected, credit, expected_majority
 from genrm_plugin.evals.intervals import powers_of_two
@@ -307,12 +307,12 @@ class PreferenceEvaluation:
     @classmethod
     def load(cls, output_dir: str | Path) -> "PreferenceEvaluation | None":
         """The evaluation written to ``output_dir`` (``None`` if it has not finished)."""
-        folder = Path(output_dir)
-        if not (folder / "summary.json").is_file() or not (folder / RECORDS).is_file():
+        folder = RecordFolder.open(output_dir)
+        summary = folder.summary() if folder is not None else None
+        if summary is None:
             return None
-        config = json.loads((folder / "config.json").read_text())
-        records = sorted(read_records(folder / RECORDS), key=lambda r: r["index"])
-        return cls(json.loads((folder / "summary.json").read_text()), records, config["kind"])
+        records = sorted(folder.records(RECORDS), key=lambda r: r["index"])
+        return cls(summary, records, folder.config["kind"])
 
     def credits(self, k: int) -> list[float]:
         """Per pair (in data order), the credit at maj@``k``: 1 right, 1/2 tie or abstain, 0 wrong
