@@ -22,8 +22,12 @@ An all-abstain comparison counts as a tie (:func:`genrm_plugin.reward.win_probab
 ties in the final choice are broken at random with ``seed`` (so the first-listed candidate gets no
 advantage).
 
-For TRL's old ``BestOfNSampler(queries_to_scores=...)``, :class:`QueriesToScores` scores decoded
-"prompt + response" strings against the prompts' references.
+Any reward -- the pairwise :class:`~genrm_plugin.reward.GenRMReward` against references, or a
+pointwise :class:`~genrm_plugin.critique_reward.CritiqueReward` -- picks through the reward core
+(``reward.score_items``): :func:`best_of_n_by_reward` scores every candidate (N scores per prompt,
+all prompts in one call) and takes the highest reward. For TRL's old
+``BestOfNSampler(queries_to_scores=...)``, :class:`QueriesToScores` scores decoded "prompt +
+response" strings the same way.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from itertools import combinations
 from typing import Any, Callable, Sequence
 
 from genrm_plugin.judge import GenerativeJudge
-from genrm_plugin.reward import GenRMReward, compare_unique, win_probability
+from genrm_plugin.reward import compare_unique, win_probability
 
 STRATEGIES = ("reference", "knockout", "round_robin")
 AGGREGATIONS = ("copeland", "bradley_terry")
@@ -49,9 +53,9 @@ class BestOfNResult:
         index: position of the chosen candidate.
         scores: one float per candidate (meaning depends on the strategy, see the module docstring).
         comparisons: pairwise comparisons asked of the judge for this prompt.
-        strategy: the strategy used.
+        strategy: the strategy used (``reward`` for :func:`best_of_n_by_reward`).
         multiplicity: per candidate, how many candidates share its answer (``knockout`` and
-            ``round_robin``; ``None`` for ``reference``).
+            ``round_robin``; ``None`` otherwise).
     """
 
     index: int
@@ -210,18 +214,46 @@ def bradley_terry(p: Sequence[Sequence[float]], prior: float = 0.01, iterations:
     return [math.log(s) for s in strength]
 
 
+def best_of_n_by_reward(
+    reward: Any,
+    prompts: Sequence[str],
+    candidates: Sequence[Sequence[str]],
+    references: Sequence[str] | None = None,
+    seed: int = 0,
+) -> list[BestOfNResult]:
+    """The candidate with the highest reward per prompt, every candidate scored by the reward core
+    (``reward.score_items``, one call for all prompts): ``scores`` are the rewards (stand-ins for
+    abstentions); ties are broken at random with ``seed``. ``references`` (one per prompt) are
+    needed by a reward with ``needs_reference`` on unless it has a ``reference_fn``; a pointwise
+    reward ignores them."""
+    _check(prompts, candidates, "round_robin", None, "copeland")
+    if references is not None:
+        _check_references(prompts, references)
+    rows = [(i, j) for i, cands in enumerate(candidates) for j in range(len(cands))]
+    refs = None if references is None else [references[i] for i, _ in rows]
+    items = reward.score_items([prompts[i] for i, _ in rows], [candidates[i][j] for i, j in rows], refs)
+    scores: list[list[float]] = [[0.0] * len(c) for c in candidates]
+    for (i, j), item in zip(rows, items):
+        scores[i][j] = item.reward
+    return [BestOfNResult(_argmax(s, random.Random(f"{seed}|{i}")), s, len(s), "reward") for i, s in enumerate(scores)]
+
+
 class QueriesToScores:
     """A ``queries_to_scores`` callable for TRL's (pre-1.0) ``BestOfNSampler``: it receives decoded
-    "prompt + response" strings and returns one float per string, the reward of the response against
-    its prompt's reference (:meth:`GenRMReward.item_scores`: an all-abstain judgment gets the stand-in).
+    "prompt + response" strings and returns one float per string, the reward of the response from
+    the reward core (``reward.score_items``: against its prompt's reference for
+    :class:`~genrm_plugin.reward.GenRMReward`, an all-abstain judgment getting the stand-in; alone
+    for a pointwise reward).
 
     Args:
-        reward: the :class:`GenRMReward` (judge, mapping, ``reference_fn``).
+        reward: the reward (:class:`~genrm_plugin.reward.GenRMReward`: judge, mapping,
+            ``reference_fn``; or :class:`~genrm_plugin.critique_reward.CritiqueReward`).
         prompts: the known prompts; each query is matched to the longest one it starts with.
-        references: one reference per prompt (default: ``reward.reference_fn``, cached).
+        references: one reference per prompt (default: ``reward.reference_fn``, cached; unused by a
+            reward that needs no reference).
     """
 
-    def __init__(self, reward: GenRMReward, prompts: Sequence[str], references: Sequence[str] | None = None) -> None:
+    def __init__(self, reward: Any, prompts: Sequence[str], references: Sequence[str] | None = None) -> None:
         if references is not None and len(references) != len(prompts):
             raise ValueError(f"references ({len(references)}) and prompts ({len(prompts)}) differ in length")
         self.reward = reward
@@ -238,11 +270,8 @@ class QueriesToScores:
                 raise ValueError(f"queries[{i}] does not start with any of the {len(self.prompts)} known prompts: {q[:80]!r}")
             prompts.append(prompt)
             responses.append(q[len(prompt):])
-        if self.reference_of is not None:
-            references = [self.reference_of[p] for p in prompts]
-        else:
-            references = self.reward.references_for(prompts, prompts, {})
-        return [s.reward for s in self.reward.item_scores(self.reward.preferences(prompts, responses, references))]
+        references = None if self.reference_of is None else [self.reference_of[p] for p in prompts]
+        return [s.reward for s in self.reward.score_items(prompts, responses, references)]
 
 
 def _check(prompts: Sequence[str], candidates: Sequence[Sequence[Any]], strategy: str, references, aggregation) -> None:
@@ -264,8 +293,12 @@ def _check(prompts: Sequence[str], candidates: Sequence[Sequence[Any]], strategy
     if strategy == "reference":
         if references is None:
             raise ValueError("strategy='reference' needs references (one per prompt)")
-        if len(references) != len(prompts):
-            raise ValueError(f"references ({len(references)}) and prompts ({len(prompts)}) differ in length")
-        for i, r in enumerate(references):
-            if not isinstance(r, str):
-                raise TypeError(f"references[{i}] must be a string, got {type(r).__name__}")
+        _check_references(prompts, references)
+
+
+def _check_references(prompts: Sequence[str], references: Sequence[Any]) -> None:
+    if len(references) != len(prompts):
+        raise ValueError(f"references ({len(references)}) and prompts ({len(prompts)}) differ in length")
+    for i, r in enumerate(references):
+        if not isinstance(r, str):
+            raise TypeError(f"references[{i}] must be a string, got {type(r).__name__}")

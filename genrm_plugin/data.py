@@ -7,7 +7,8 @@ split=...)``; ``name:config`` picks a dataset config, e.g. ``openai/gsm8k:main``
 :class:`PreferencePair` rows; ``columns`` renames source columns first (:func:`parse_columns` reads
 the ``source=target`` form the command line uses). Accepted row shapes (anything else is an error naming the row):
 
-* **pairs**: ``prompt``, ``chosen``, ``rejected`` strings (optional ``subset``, ``id``).
+* **pairs**: ``prompt``, ``chosen``, ``rejected`` strings (optional ``subset``, ``id``, and
+  ``chosen_critique`` / ``rejected_critique``: a critique of each response).
 * **RewardBench**: the same fields plus ``subset`` (and ``id``, ``chosen_model``, ...; extra
   fields are ignored).
 * **conversational** (TRL style): ``chosen``/``rejected`` as chat messages
@@ -40,6 +41,7 @@ from typing import Any, Iterable, Sequence
 from genrm_plugin.conversation import ConversationError, prompt_text, response_text
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+CRITIQUE_FIELDS = ("chosen_critique", "rejected_critique")  # optional per-response critiques of a row
 _HH_HUMAN = "\n\nHuman:"
 _HH_ASSISTANT = "\n\nAssistant:"
 
@@ -58,6 +60,8 @@ class PreferencePair:
         rejected: the dispreferred response.
         subset: category (RewardBench ``subset``), if the row has one.
         id: the row's id (``id`` field, stringified), if any.
+        chosen_critique, rejected_critique: a critique of each response (e.g. a teacher's), if the
+            row has ``chosen_critique`` / ``rejected_critique`` text fields (critique reward models).
     """
 
     prompt: str
@@ -65,6 +69,8 @@ class PreferencePair:
     rejected: str
     subset: str | None = None
     id: str | None = None
+    chosen_critique: str | None = None
+    rejected_critique: str | None = None
 
 
 @dataclass
@@ -169,6 +175,7 @@ def _row_to_pair(row: Any, where: str) -> PreferencePair:
         rejected=rejected,
         subset=_optional_text(row.get("subset"), f"{where}: field 'subset'"),
         id=None if row.get("id") is None else str(row["id"]),
+        **{name: _optional_text(row.get(name), f"{where}: field {name!r}") for name in CRITIQUE_FIELDS},
     )
 
 

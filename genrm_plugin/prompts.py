@@ -267,3 +267,56 @@ _TURN_END = "(?=" + "|".join([r"<\|", *map(re.escape, COMMON_CONTROL_MARKERS), r
                               r"\n\nASSISTANT:$", "$"]) + ")"
 _SPLIT_PATTERNS = [_split_pattern(USER_TEMPLATE, ""), _split_pattern(TINY_USER, _TURN_END), _split_pattern(COMPACT_USER, _TURN_END)]
 
+
+
+# -- pointwise critiques (critique reward models: CLoud, Synthetic-Critiques RMs) ------------------
+CRITIQUE_INSTRUCTION = (
+    "Please act as an impartial judge and write a critique of the response of an AI assistant to the "
+    "user question displayed below. Check its accuracy, helpfulness and relevance: say what is right and "
+    "what is wrong in it, step by step. Do not give a score or a verdict."
+)
+CRITIQUE_USER = (
+    "{instruction}\n\n[User Question]\n{question}\n\n"
+    "[The Start of the Assistant's Answer]\n{response}\n[The End of the Assistant's Answer]"
+)
+COMPACT_CRITIQUE_USER = "Critique the answer.\nQ: {question}\nA: {response}"
+TINY_CRITIQUE_USER = "A: {response}\nQ: {question} critique"
+
+
+def critique_messages(question: str, response: str, config: PromptConfig | None = None) -> list[dict[str, str]]:
+    """One user turn asking for a critique of ONE ``response`` to ``question`` (pointwise; no verdict).
+
+    Both texts are hostile: they go through :func:`neutralize` under ``config.template`` (as in
+    :func:`judge_messages`), and ``config.answer_pattern`` shows only what it picks out of the
+    response. ``mt_bench`` words the request in full; ``compact`` and ``tiny`` are terse line formats
+    for tiny models (``tiny``: the response first, the question last). ``system_prompt`` and
+    ``use_system_role`` do not apply: the request is one user turn.
+    """
+    config = config or PromptConfig()
+    for name, value in (("question", question), ("response", response)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    fields = dict(question=neutralize(question, config.template),
+                  response=neutralize(config.shown_answer(response), config.template))
+    if config.template == "tiny":
+        return [{"role": "user", "content": TINY_CRITIQUE_USER.format(**fields)}]
+    if config.template == "compact":
+        return [{"role": "user", "content": COMPACT_CRITIQUE_USER.format(**fields)}]
+    return [{"role": "user", "content": CRITIQUE_USER.format(instruction=CRITIQUE_INSTRUCTION, **fields)}]
+
+
+def critique_head_text(tokenizer: Any, question: str, response: str, critique: str,
+                       config: PromptConfig | None = None) -> tuple[str, str]:
+    """What a critique reward head reads, as ``(request, critique_text)``: the head reads
+    ``request + critique_text + EOS`` and its output at the last token is the reward.
+
+    ``request`` is :func:`critique_messages` rendered with ``tokenizer`` (the text the critic
+    continues); ``critique_text`` is the critique with the tokenizer's control markers escaped, as
+    any message text (a critique may quote the response). The one rule for training rows (reward
+    rows, CLoud's critique SFT), :class:`~genrm_plugin.critique_scorer.CritiqueScorer` and rewards.
+    """
+    if not isinstance(critique, str):
+        raise TypeError(f"critique must be a string, got {type(critique).__name__}")
+    templated = tokenizer is not None and bool(getattr(tokenizer, "chat_template", None))
+    request = render_messages(tokenizer, critique_messages(question, response, config))
+    return request, _escape_content(critique, tokenizer, templated)

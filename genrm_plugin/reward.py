@@ -14,10 +14,13 @@ vote abstained have no probability: their reward is ``None`` unless ``RewardConf
 supplies a stand-in probability; where a framework cannot take a missing number (PPO, OpenRLHF, veRL,
 Best-of-N, the server's ``/get_reward``) the stand-in is ``abstain_p``, else 1/2 (a tie with the
 reference). That rule lives in one place, :meth:`RewardConfig.probability`, and the mapping in
-:func:`map_probability`; every integration gets its numbers from :meth:`GenRMReward.reward_of` or
-:meth:`GenRMReward.item_scores`. TRL (GRPO/RLOO) stores ``None`` as NaN: a completion that every
+:func:`map_probability`. TRL (GRPO/RLOO) stores ``None`` as NaN: a completion that every
 reward function left unscored is kept out of its group's baseline and gets zero advantage; next to
 other reward functions, a ``None`` adds 0 to the weighted sum.
+
+Frameworks that need a number per item (PPO, OpenRLHF, veRL, Best-of-N, the server) call the reward
+core's one entry, :meth:`GenRMReward.score_items`; the pointwise, reference-free
+:class:`~genrm_plugin.critique_reward.CritiqueReward` has the same surface, so integrations serve both.
 
 References come from a dataset column (``RewardConfig.reference_column``; TRL passes every dataset
 column to reward functions) or, when the column is absent, from ``reference_fn(prompts) -> list[str]``
@@ -41,17 +44,15 @@ as ``<name>/<metric>``, and the per-completion p goes to the completions table t
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from genrm_plugin.backends.base import SamplingConfig
 from genrm_plugin.conversation import prompt_text, response_text
 from genrm_plugin.judge import GenerativeJudge
+from genrm_plugin.references import ReferenceCache, ReferenceGenerationConfig, ReferenceGenerator  # noqa: F401 - re-exported
 from genrm_plugin.votes import Preference, consistency_rate
 
 MAPPINGS = ("win_prob", "centered", "logit")
@@ -62,13 +63,16 @@ TRAINER_KWARGS = ("trainer_state", "log_extra", "log_metric", "environments", "c
 
 @dataclass
 class ItemScore:
-    """One judged item as numbers, for frameworks that need a number for every item.
+    """One scored item as numbers, for frameworks that need a number for every item.
 
     Fields:
-        score: P(response > reference) in [0, 1] (the stand-in probability if abstained).
-        reward: ``score`` under the reward's mapping (``win_prob``, ``centered`` or ``logit``).
-        abstained: every vote abstained (``score`` is the stand-in).
-        consistent: both answer orders named the same winner (``None``: undefined).
+        score: a number in [0, 1]: P(response > reference) for :class:`GenRMReward` (the stand-in
+            probability if abstained); sigmoid(reward) for a pointwise critique reward.
+        reward: the reward itself: ``score`` under the mapping (``win_prob``, ``centered`` or
+            ``logit``) for :class:`GenRMReward`; the reward head's output for a critique reward.
+        abstained: no judgment was made (every vote abstained; the critic or head failed) and the
+            numbers are stand-ins.
+        consistent: both answer orders named the same winner (``None``: undefined or pointwise).
     """
 
     score: float
@@ -149,77 +153,6 @@ def map_probability(p: float, mapping: str = "win_prob", logit_clip: float = 5.0
     raise ValueError(f"mapping must be one of {MAPPINGS}, got {mapping!r}")
 
 
-# -- references ---------------------------------------------------------------------------------
-class ReferenceCache:
-    """Generated references by prompt text, in memory and (optionally) appended to a JSONL file."""
-
-    def __init__(self, path: str | None = None) -> None:
-        self.path = Path(path) if path else None
-        self._data: dict[str, str] = {}
-        if self.path and self.path.exists():
-            for n, line in enumerate(self.path.read_text().splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    self._data[row["prompt"]] = row["reference"]
-                except (json.JSONDecodeError, KeyError, TypeError) as e:
-                    raise ValueError(f"{self.path}:{n}: not a reference-cache row {{prompt, reference}} ({e})") from None
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._data
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __getitem__(self, key: str) -> str:
-        return self._data[key]
-
-    def update(self, keys: Sequence[str], references: Sequence[str]) -> None:
-        new = [(k, r) for k, r in zip(keys, references) if k not in self._data]
-        self._data.update(new)
-        if self.path and new:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as f:
-                for k, r in new:
-                    f.write(json.dumps({"prompt": k, "reference": r}) + "\n")
-
-
-@dataclass
-class ReferenceGenerationConfig:
-    """How a reference model writes references.
-
-    Fields:
-        max_new_tokens: longest reference.
-        temperature: 0 (default) is greedy decoding.
-        top_p: nucleus mass when sampling.
-        seed: sampling seed.
-    """
-
-    max_new_tokens: int = 128
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-
-
-class ReferenceGenerator:
-    """``reference_fn`` over a reference model: one completion per prompt from any judge backend
-    (e.g. ``TransformersBackend(reference_model, tokenizer)``). Plain prompts are continued as they
-    are; conversational prompts are rendered with the backend's chat template."""
-
-    def __init__(self, backend: Any, config: ReferenceGenerationConfig | None = None) -> None:
-        self.backend = backend
-        self.config = config or ReferenceGenerationConfig()
-
-    def __call__(self, prompts: Sequence[Any]) -> list[str]:
-        texts = [p if isinstance(p, str) else self.backend.render(p) for p in prompts]
-        sampling = SamplingConfig(
-            temperature=self.config.temperature, top_p=self.config.top_p,
-            max_new_tokens=self.config.max_new_tokens, stop=[],
-        )
-        return [out[0] for out in self.backend.generate(texts, 1, sampling, seed=self.config.seed)]
-
-
 # -- the reward ---------------------------------------------------------------------------------
 class GenRMReward:
     """Reward = mapping(P(completion > reference | prompt)) from a :class:`GenerativeJudge`.
@@ -246,6 +179,59 @@ class GenRMReward:
         self.on_report: Callable[[dict], None] | None = None  # extra metrics sink (GenRMMetricsCallback)
         self._lock = threading.Lock()  # one judge call at a time (sync and async callers may share it)
 
+    # the reward core's surface, shared with pointwise rewards (see the module docstring)
+    needs_reference = True  # each item is judged against a reference (given, or from reference_fn)
+    score_name = "win_prob"  # what ItemScore.score is, as integrations label it
+    metric_keys = ("win_prob", "abstain_rate", "position_consistency", "votes_used")  # sent to trainer logs
+
+    def score_items(
+        self,
+        questions: Sequence[str],
+        responses: Sequence[str],
+        references: Sequence[str | None] | None = None,
+        prompts: Sequence[Any] | None = None,
+    ) -> list[ItemScore]:
+        """A number for every item (PPO, OpenRLHF, veRL, Best-of-N, the server): each response judged
+        against ``references[i]``; a reference that is ``None`` (all of them when ``references`` is
+        ``None``) comes from ``reference_fn`` (:meth:`references_for`, which hands it ``prompts[i]``,
+        default ``questions[i]``). All-abstain items get the stand-in probability. Sets
+        ``last_metrics`` and tells ``on_report``."""
+        refs = [None] * len(questions) if references is None else list(references)
+        check_lengths({"questions": questions, "responses": responses, "references": refs})
+        missing = [i for i, r in enumerate(refs) if r is None]
+        if missing:
+            raw = questions if prompts is None else prompts
+            generated = self.references_for([raw[i] for i in missing], [questions[i] for i in missing], {})
+            for i, ref in zip(missing, generated):
+                refs[i] = ref
+        prefs = self.preferences(questions, responses, refs)
+        self.report(prefs)
+        return self.item_scores(prefs)
+
+    def compare(self, questions: Sequence[str], answers_a: Sequence[str], answers_b: Sequence[str]) -> list[Preference]:
+        """The judge's preference of each ``answers_a[i]`` over ``answers_b[i]`` (identical items once)."""
+        check_text_columns({"questions": questions, "answers_a": answers_a, "answers_b": answers_b})
+        with self._lock:
+            return compare_unique(self.judge, questions, answers_a, answers_b)[0]
+
+    def item_tokens(self, fallback_context: int) -> int:
+        """Tokens one item (question + response + reference) may hold: what the judge's context
+        leaves after its template and generated tokens (``fallback_context`` when it does not tell)."""
+        from genrm_plugin.serving.limits import default_item_tokens
+
+        return default_item_tokens(self.judge, fallback_context)
+
+    @property
+    def tokenizer(self) -> Any:
+        """The judge's tokenizer (``None`` for backends without one), for counting item tokens."""
+        return getattr(self.judge.backend, "tokenizer", None)
+
+    def describe(self) -> dict[str, Any]:
+        """The settings a server's ``/health`` shows."""
+        judge = self.judge.config
+        return {"backend": type(self.judge.backend).__name__, "judge": {"mode": judge.mode, "k": judge.k, "swap": judge.swap},
+                "reward": {"mapping": self.config.mapping, "name": self.config.name}}
+
     # -- text core ------------------------------------------------------------------------------
     def score(self, prompts: Sequence[str], completions: Sequence[str], references: Sequence[str]) -> list[float | None]:
         """Rewards for ``completions[i]`` against ``references[i]`` on ``prompts[i]`` (``None``: all abstained)."""
@@ -256,7 +242,7 @@ class GenRMReward:
     ) -> list[Preference]:
         """The judge's preference of each completion (as A) over its reference (as B); identical
         items are judged once. Sets ``last_metrics``."""
-        _check_text_columns({"prompts": prompts, "completions": completions, "references": references})
+        check_text_columns({"prompts": prompts, "completions": completions, "references": references})
         start = time.perf_counter()
         with self._lock:
             prefs, judged = compare_unique(self.judge, prompts, completions, references)
@@ -270,7 +256,7 @@ class GenRMReward:
         return None if p is None else map_probability(p, self.config.mapping, self.config.logit_clip)
 
     def item_scores(self, preferences: Sequence[Preference]) -> list[ItemScore]:
-        """A number for every preference (A = the response): PPO, OpenRLHF, veRL and the server."""
+        """A number for every preference (A = the response), stand-ins for abstentions (:meth:`score_items`)."""
         out = []
         for pref in preferences:
             p = self.config.probability(pref, required=True)
@@ -283,9 +269,7 @@ class GenRMReward:
         """TRL reward function: ``prompts``/``completions`` as plain text or chat messages, dataset
         columns as keyword arguments (the reference column among them), ``log_metric``/``log_extra``
         when the trainer passes them. Returns one reward (or ``None``) per completion."""
-        _check_lengths({"prompts": prompts, "completions": completions})
-        questions = [prompt_text(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
-        answers = [response_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
+        questions, answers = call_texts(prompts, completions)
         references = self.references_for(prompts, questions, kwargs)
         prefs = self.preferences(questions, answers, references)
         self.report(prefs, kwargs.get("log_metric"), kwargs.get("log_extra"))
@@ -296,7 +280,7 @@ class GenRMReward:
         name = self.config.reference_column
         if name in columns:
             values = columns[name]
-            _check_lengths({"prompts": prompts, name: values})
+            check_lengths({"prompts": prompts, name: values})
             return [response_text(v, f"{name}[{i}]") for i, v in enumerate(values)]
         if self.reference_fn is None:
             available = sorted(k for k in columns if k not in TRAINER_KWARGS)
@@ -316,26 +300,40 @@ class GenRMReward:
 
     def report(self, prefs: Sequence[Preference], log_metric=None, log_extra=None) -> None:
         """Send ``last_metrics`` (and per-item P(win)) to a trainer's logging hooks and ``on_report``."""
-        if self.on_report is not None:
-            self.on_report(self.last_metrics)
-        if log_metric is not None:
-            for key in ("win_prob", "abstain_rate", "position_consistency", "votes_used"):
-                value = self.last_metrics.get(key)
-                if value is not None:
-                    log_metric(f"{self.__name__}/{key}", float(value))
-        if log_extra is not None and self.config.log_completions:
-            log_extra(f"{self.__name__}_p_win", [p.p_a for p in prefs])
+        send_report(self, log_metric, log_extra, "p_win", [p.p_a for p in prefs])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.__name__!r}, mapping={self.config.mapping!r}, judge={self.judge.config})"
 
 
-class AsyncGenRMReward(GenRMReward):
-    """:class:`GenRMReward` with an ``async`` ``__call__``: TRL (GRPO/RLOO) detects it and runs it
-    concurrently with other async reward functions; the judge itself runs in a worker thread."""
+def send_report(reward: Any, log_metric, log_extra, column: str, values: list) -> None:
+    """A reward's ``last_metrics`` to its ``on_report`` and to TRL's ``log_metric`` (its
+    ``metric_keys``, as ``<name>/<key>``); ``values`` (one per item) to ``log_extra`` as
+    ``<name>_<column>`` when its config logs completions."""
+    if reward.on_report is not None:
+        reward.on_report(reward.last_metrics)
+    if log_metric is not None:
+        for key in reward.metric_keys:
+            if reward.last_metrics.get(key) is not None:
+                log_metric(f"{reward.__name__}/{key}", float(reward.last_metrics[key]))
+    if log_extra is not None and reward.config.log_completions:
+        log_extra(f"{reward.__name__}_{column}", values)
 
-    async def __call__(self, prompts, completions, completion_ids=None, **kwargs):  # type: ignore[override]
-        return await asyncio.to_thread(GenRMReward.__call__, self, prompts, completions, completion_ids, **kwargs)
+
+def in_a_thread(call: Callable) -> Callable:
+    """An ``async`` ``__call__`` running the reward function ``call`` in a worker thread: TRL
+    (GRPO/RLOO) detects it and runs it concurrently with other async reward functions."""
+
+    async def __call__(self, prompts, completions, completion_ids=None, **kwargs):
+        return await asyncio.to_thread(call, self, prompts, completions, completion_ids, **kwargs)
+
+    return __call__
+
+
+class AsyncGenRMReward(GenRMReward):
+    """:class:`GenRMReward` with an ``async`` ``__call__`` (:func:`in_a_thread`)."""
+
+    __call__ = in_a_thread(GenRMReward.__call__)
 
 
 def compare_unique(
@@ -371,7 +369,16 @@ def _metrics(prefs: Sequence[Preference], judged: Sequence[Preference], seconds:
     }
 
 
-def _check_lengths(columns: dict[str, Sequence[Any]]) -> None:
+def call_texts(prompts: Sequence[Any], completions: Sequence[Any]) -> tuple[list[str], list[str]]:
+    """A TRL reward call's prompts and completions as text (plain text or chat messages, by the
+    rule of :mod:`genrm_plugin.conversation`); errors name the field and row."""
+    check_lengths({"prompts": prompts, "completions": completions})
+    questions = [prompt_text(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
+    return questions, [response_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
+
+
+def check_lengths(columns: dict[str, Sequence[Any]]) -> None:
+    """Each column a list (not a string), all of one length; else an error naming them."""
     lengths = {}
     for name, col in columns.items():
         if isinstance(col, (str, bytes)) or not hasattr(col, "__len__"):
@@ -381,8 +388,9 @@ def _check_lengths(columns: dict[str, Sequence[Any]]) -> None:
         raise ValueError(f"reward inputs differ in length: {lengths}")
 
 
-def _check_text_columns(columns: dict[str, Sequence[Any]]) -> None:
-    _check_lengths(columns)
+def check_text_columns(columns: dict[str, Sequence[Any]]) -> None:
+    """:func:`check_lengths`, and every value a string."""
+    check_lengths(columns)
     for name, col in columns.items():
         for i, value in enumerate(col):
             if not isinstance(value, str):

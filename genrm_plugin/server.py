@@ -1,4 +1,9 @@
-"""The reward server (``genrm serve``): a GenRM judge behind HTTP, for OpenRLHF and anything else.
+"""The reward server (``genrm serve``): a reward behind HTTP, for OpenRLHF and anything else.
+
+The reward is the pairwise :class:`~genrm_plugin.reward.GenRMReward` (a judge against references) or
+the pointwise :class:`~genrm_plugin.critique_reward.CritiqueReward` (a critique RM; ``reward_kind:
+critique``); the server only translates HTTP onto the reward core (``reward.score_items``,
+``reward.compare``), so both get the same limits, fairness and micro-batching.
 
 Endpoints:
 
@@ -9,10 +14,12 @@ Endpoints:
   :class:`~genrm_plugin.integrations.openrlhf.OpenRLHFConfig` (default: ``query`` = prompt +
   response, ``labels`` = reference texts). All-abstain items get the stand-in probability
   (``RewardConfig.abstain_p``, else 1/2) and are counted in ``extra_logs["<name>_abstained"]``.
+  A pointwise reward needs no ``labels``: ``scores`` = sigmoid(reward), ``rewards`` = the reward.
 * ``POST /v1/compare`` -- pairs in, preferences out: ``{"prompts", "answers_a", "answers_b",
   "include_rationales"}`` -> ``{"preferences": [{"p_a", "winner", "votes_a", "votes_b", "abstain",
   "votes_used", "consistent", "p_by_order", "rationales"}]}``; ``p_a`` is ``null`` when every vote
-  abstained (no stand-in here).
+  abstained (no stand-in here). A critique reward answers with its scorer's ``compare``
+  (p_a = sigmoid(r_a - r_b), no votes).
 * ``GET /health`` -- liveness, ``{"status": "ok"}``, never needs the token; with a valid token it
   also shows the judge settings, limits and counters.
 
@@ -52,7 +59,7 @@ from genrm_plugin.serving.guards import (
     AUTHORIZED, CLIENT, REQUEST_ID, RESERVATION, AdmissionMiddleware, ByteBudget, RequestContextMiddleware,
     ServiceError, TokenMiddleware, install_error_handlers, log, refusal,
 )
-from genrm_plugin.serving.limits import ItemLimits, ItemTooLong, TokenMeter, default_item_tokens
+from genrm_plugin.serving.limits import ItemLimits, ItemTooLong, TokenMeter
 from genrm_plugin.serving.schemas import CompareRequest, CompareResponse, RewardRequest, RewardResponse, body_schema, read_body
 
 __all__ = ["ServeConfig", "create_app", "run_server"]
@@ -65,24 +72,23 @@ def create_app(
     batch: BatchConfig | None = None,
     token: str | None = None,
 ) -> FastAPI:
-    """The FastAPI app serving ``reward`` (a :class:`~genrm_plugin.reward.GenRMReward`).
+    """The FastAPI app serving ``reward`` (a :class:`~genrm_plugin.reward.GenRMReward` or a
+    :class:`~genrm_plugin.critique_reward.CritiqueReward`: anything with the reward core's surface).
 
     ``token`` (default: ``$<serve.token_env>``) turns on bearer authentication.
     """
-    from genrm_plugin.reward import compare_unique
-
     serve = serve or ServeConfig()
     openrlhf = openrlhf or OpenRLHFConfig()
     batch = batch or BatchConfig()
     token = token if token is not None else (os.environ.get(serve.token_env) or None)
-    if openrlhf.reference_from == "reference_fn" and reward.reference_fn is None:
+    if reward.needs_reference and openrlhf.reference_from == "reference_fn" and reward.reference_fn is None:
         raise ValueError("OpenRLHFConfig.reference_from='reference_fn' needs GenRMReward(reference_fn=...)")
-    limits = item_limits(reward.judge, serve)
+    limits = item_limits(reward, serve)
     retry_after = {"Retry-After": str(serve.retry_after_s)}
     backend_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genrm-judge")
     parse_threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="genrm-parse")
     rewards = MicroBatcher(lambda items: score_items(reward, items), batch, backend_thread)
-    compares = MicroBatcher(lambda items: compare_unique(reward.judge, *zip(*items))[0], batch, backend_thread)
+    compares = MicroBatcher(lambda items: reward.compare(*(list(column) for column in zip(*items))), batch, backend_thread)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -117,7 +123,7 @@ def create_app(
         body = read_body(raw, RewardRequest)
         check_count(len(body.query))
         try:
-            items = parse_request(openrlhf, body.query, body.prompts, body.labels)
+            items = parse_request(openrlhf, body.query, body.prompts, body.labels, reward.needs_reference)
         except RequestError as e:
             raise ServiceError(422, e.code, str(e), [e.field]) from None
         rows = within_limits([(it.question, it.response, it.reference or "") for it in items], lambda i: [f"query[{i}]"])
@@ -177,12 +183,9 @@ def create_app(
     async def health(request: Request):
         if not request.scope.get(AUTHORIZED):
             return {"status": "ok"}
-        judge = reward.judge
         return {
             "status": "ok",
-            "backend": type(judge.backend).__name__,
-            "judge": {"mode": judge.config.mode, "k": judge.config.k, "swap": judge.config.swap},
-            "reward": {"mapping": reward.config.mapping, "name": reward.config.name},
+            **reward.describe(),
             "batching": asdict(batch),
             "limits": {"max_item_tokens": limits.max_tokens, "max_item_chars": limits.max_chars, "over_limit": serve.over_limit},
             "pending_bytes": budget.held,
@@ -197,11 +200,11 @@ def text_bytes(rows: list[tuple[str, ...]]) -> int:
     return sum(sys.getsizeof(text) for row in rows for text in row)
 
 
-def item_limits(judge: Any, serve: ServeConfig) -> ItemLimits:
-    """The per-item limits ``serve`` asks for, counted with the judge's tokenizer when it has one."""
-    max_tokens = serve.max_item_tokens or default_item_tokens(judge, serve.item_context_fallback)
-    meter = TokenMeter(getattr(judge.backend, "tokenizer", None))
-    return ItemLimits(max_tokens, serve.max_item_chars, serve.over_limit == "truncate", meter)
+def item_limits(reward: Any, serve: ServeConfig) -> ItemLimits:
+    """The per-item limits ``serve`` asks for (default tokens: what the reward's model holds,
+    ``reward.item_tokens``), counted with the reward's tokenizer when it has one."""
+    max_tokens = serve.max_item_tokens or reward.item_tokens(serve.item_context_fallback)
+    return ItemLimits(max_tokens, serve.max_item_chars, serve.over_limit == "truncate", TokenMeter(reward.tokenizer))
 
 
 def run_server(app: FastAPI, serve: ServeConfig, token_set: bool) -> None:

@@ -3,14 +3,25 @@
 One flat YAML mapping of field names configures ``genrm serve``, the OpenRLHF reward file and veRL's
 ``compute_score`` alike (each takes the sections it needs; an unknown key is an error naming it).
 :class:`Settings` holds one dataclass per section, by name -- ``settings.judge.k``,
-``settings.serve.port`` -- and builds the reward the sections describe (:meth:`Settings.build_reward`,
-where a trained judge's card fills the judge settings the file leaves unset). The reward files of
+``settings.serve.port`` -- and builds the reward the sections describe (:meth:`Settings.build_reward`:
+the pairwise GenRM judge, where a trained judge's card fills the judge settings the file leaves
+unset, or -- ``reward_kind: critique`` -- a pointwise critique reward model). The reward files of
 OpenRLHF and veRL get one object per process from ``$GENRM_CONFIG`` through :func:`shared`.
 
 Sections: ``backend`` (:class:`~genrm_plugin.backends.factory.BackendConfig`), ``vllm``, ``openai``
 (engine / client settings), ``judge`` (:class:`~genrm_plugin.judge.JudgeConfig`), ``reward``
-(:class:`~genrm_plugin.reward.RewardConfig`), ``serve`` and ``batch`` (the server and its
-micro-batching), ``openrlhf`` and ``verl`` (how each framework's call becomes judge inputs).
+(:class:`~genrm_plugin.reward.RewardConfig`), ``critique`` (:class:`CritiqueSettings`: which reward
+to build, and the critique RM's model and sampling; its keys are prefixed ``critique_`` where the
+judge's would clash, as the file is one flat mapping), ``serve`` and ``batch`` (the server and its
+micro-batching), ``openrlhf`` and ``verl`` (how each framework's call becomes reward inputs).
+
+A critique reward from the same file::
+
+    reward_kind: critique
+    critique_model: runs/cloud/final    # genrm train --recipe cloud|synthetic-critique-rm
+    critique_k: 4                        # CLoud self-consistency: mean over 4 sampled critiques
+    critique_temperature: 0.7
+    device: cuda                         # the backend section runs the critic
 
 The two framework sections are defined here, not in their integration modules (which re-export
 them): the integrations build their rewards from these settings, so the settings cannot import
@@ -35,6 +46,7 @@ from genrm_plugin.serving.config import ServeConfig
 
 CONFIG_ENV = "GENRM_CONFIG"
 RESPONSE_FROM = ("strip_prompt", "after_marker", "query")
+REWARD_KINDS = ("genrm", "critique")
 REFERENCE_FROM = ("labels", "label_field", "reference_fn")
 END_STRINGS = ["<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>", "</s>", "<|end|>", "<eos>", "<end_of_turn>"]
 T = TypeVar("T")
@@ -97,6 +109,81 @@ class VerlConfig:
 
 
 @dataclass
+class CritiqueSettings:
+    """Which reward :meth:`Settings.build_reward` builds, and the critique reward model's settings.
+
+    Fields:
+        reward_kind: ``genrm`` (the pairwise judge of the ``backend``/``judge`` sections, against
+            references) or ``critique`` (the pointwise critique reward model below; no reference).
+        critique_model: a ``genrm train --recipe cloud|synthetic-critique-rm`` ``final/`` folder
+            (its card names the kind, the critique template and length, and the critic).
+        critic: where a synthetic-critique-rm's critiques come from (a model path; with ``backend:
+            openai`` the endpoint's model name); ``None``: the card's (a cloud model critiques
+            itself). The critic runs on the ``backend`` section's engine, dtype, device and batch size.
+        critique_k: critiques per (prompt, response); the reward is the mean head output over them
+            (CLoud's self-consistency; above 1 needs ``critique_temperature`` > 0).
+        critique_temperature: critique sampling temperature (0: greedy).
+        critique_top_p: critique nucleus mass.
+        critique_max_new_tokens: longest critique (``None``: the length the card records).
+        critique_seed: critique sampling seed.
+        critique_name: the critique reward's name (TRL's ``rewards/<name>``, its metrics' prefix,
+            OpenRLHF's ``extra_logs`` keys); ``log_completions`` of the reward section applies too.
+        critique_max_item_tokens: most tokens of one (question, response) the critic reads, longer
+            ones cut (``None``: what the critic's context holds after the request and the critique).
+        critique_abstain_reward: the reward of an item the critique RM could not score, where a
+            framework needs a number.
+    """
+
+    reward_kind: str = field(default="genrm", metadata={"choices": REWARD_KINDS})
+    critique_model: str | None = None
+    critic: str | None = None
+    critique_k: int = 1
+    critique_temperature: float = 0.0
+    critique_top_p: float = 1.0
+    critique_max_new_tokens: int | None = None
+    critique_seed: int = 0
+    critique_name: str = "critique"
+    critique_max_item_tokens: int | None = None
+    critique_abstain_reward: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.reward_kind not in REWARD_KINDS:
+            raise ValueError(f"CritiqueSettings.reward_kind must be one of {REWARD_KINDS}, got {self.reward_kind!r}")
+        if self.reward_kind == "critique" and not self.critique_model:
+            raise ValueError("CritiqueSettings.critique_model is needed with reward_kind='critique': the final/ folder "
+                             "of genrm train --recipe cloud|synthetic-critique-rm")
+        if self.critique_k < 1 or (self.critique_k > 1 and self.critique_temperature <= 0):
+            raise ValueError(f"CritiqueSettings.critique_k={self.critique_k} must be >= 1, and above 1 needs "
+                             "critique_temperature > 0 (greedy critiques are all the same)")
+        self.reward_config(True)  # validates the reward's fields
+
+    def reward_config(self, log_completions: bool) -> Any:
+        """The :class:`~genrm_plugin.critique_reward.CritiqueRewardConfig` of these settings."""
+        from genrm_plugin.critique_reward import CritiqueRewardConfig
+
+        return CritiqueRewardConfig(name=self.critique_name, log_completions=log_completions,
+                                    max_item_tokens=self.critique_max_item_tokens, abstain_reward=self.critique_abstain_reward)
+
+    def build_scorer(self, backend: BackendConfig, vllm: VLLMConfig, openai: OpenAIConfig) -> Any:
+        """The :class:`~genrm_plugin.critique_scorer.CritiqueScorer` of ``critique_model``, its
+        critic on ``backend``'s engine; the sampling fields set here replace the card's."""
+        import dataclasses
+
+        from genrm_plugin.critique_scorer import CritiqueScorer
+
+        scorer = CritiqueScorer.from_pretrained(
+            self.critique_model, critic=self.critic, device=backend.device, backend=backend.backend, vllm=vllm,
+            openai=openai, batch_size=backend.batch_size, dtype=backend.dtype,
+        )
+        length = self.critique_max_new_tokens or scorer.config.max_new_tokens
+        scorer.config = dataclasses.replace(
+            scorer.config, k=self.critique_k, temperature=self.critique_temperature, top_p=self.critique_top_p,
+            max_new_tokens=length, seed=self.critique_seed,
+        )
+        return scorer
+
+
+@dataclass
 class Settings:
     """Every section of ``genrm.yaml`` (see the module docstring).
 
@@ -106,6 +193,7 @@ class Settings:
         openai: client settings for ``backend: openai`` (OpenAI-compatible endpoints).
         judge: how the judge is asked (mode, K, swap, template, sampling).
         reward: how preferences become rewards (mapping, abstentions, references).
+        critique: which reward to build (``reward_kind``) and the critique reward model's settings.
         serve: the reward server (host, port, limits).
         batch: micro-batching of concurrent requests.
         openrlhf: how OpenRLHF's call becomes judge inputs.
@@ -117,6 +205,7 @@ class Settings:
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    critique: CritiqueSettings = field(default_factory=CritiqueSettings)
     serve: ServeConfig = field(default_factory=ServeConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     openrlhf: OpenRLHFConfig = field(default_factory=OpenRLHFConfig)
@@ -149,8 +238,15 @@ class Settings:
         return cls.from_file(path, prog)
 
     def build_reward(self, reference_fn: Callable[[list[Any]], list[str]] | None = None) -> Any:
-        """The :class:`~genrm_plugin.reward.GenRMReward` these settings describe (a trained
-        judge's card fills the judge settings left unset: :func:`genrm_plugin.judge_card.apply_card`)."""
+        """The reward these settings describe: the :class:`~genrm_plugin.reward.GenRMReward` (a
+        trained judge's card fills the judge settings left unset:
+        :func:`genrm_plugin.judge_card.apply_card`), or with ``reward_kind: critique`` the
+        :class:`~genrm_plugin.critique_reward.CritiqueReward` (``reference_fn`` is then unused)."""
+        if self.critique.reward_kind == "critique":
+            from genrm_plugin.critique_reward import CritiqueReward
+
+            scorer = self.critique.build_scorer(self.backend, self.vllm, self.openai)
+            return CritiqueReward(scorer, self.critique.reward_config(self.reward.log_completions))
         from genrm_plugin.backends.factory import load_backend
         from genrm_plugin.judge import GenerativeJudge
         from genrm_plugin.judge_card import apply_card

@@ -11,6 +11,10 @@ a rendered ``mt_bench``, ``compact`` or ``tiny`` judge prompt, so scripts can ac
 verdict it can read in the question or the answers (look-alikes included), obeys what follows a
 live chat-template control marker, and reads the prompt's structure through its own normalisation
 (so forged delimiters and forged ``B:`` lines fool it); only then does it judge the content.
+
+:class:`ScriptedCritiqueScorer` is a critique reward model with the
+:class:`~genrm_plugin.critique_scorer.CritiqueScorer` surface whose critiques and rewards follow
+from the text (a count of a marker), for fast tests of :class:`~genrm_plugin.critique_reward.CritiqueReward`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Callable, Sequence
 
 from genrm_plugin.backends.base import SamplingConfig
 from genrm_plugin.candidate_text import COMMON_CONTROL_MARKERS, LINE_BREAKS, fold, tokenizer_markers
+from genrm_plugin.critique_scorer import CritiqueConfig, CritiqueScore, CritiqueScorer
 from genrm_plugin.prompts import render_messages, split_judge_prompt  # noqa: F401 - re-exported for scripts
 
 class ScriptedBackend:
@@ -176,3 +181,62 @@ class GullibleJudge(ScriptedBackend):
             likely, unlikely = math.log(0.99), math.log(0.01)
             return [likely, unlikely] if verdict == "A" else [unlikely, likely]
         return [math.log(0.5), math.log(0.5)]
+
+
+_COUNT_RE = re.compile(r"says it (\d+) times")
+
+
+class ScriptedCritiqueScorer:
+    """A critique reward model whose behaviour is known exactly (the contract's surface:
+    ``score_critiqued``, ``score``, ``compare``, ``kind``, ``config``).
+
+    Critique ``j`` (of ``k``) of a response reads ``"critique j: the response mentions <marker>;
+    it says it <n> times."`` where ``n`` counts ``marker`` in the response; the "head" reads ``n``
+    back out of the critique, so critique ``j`` gets reward ``n + spread * (j - (k - 1) / 2)`` and the
+    mean over the ``k`` critiques is exactly ``n``. A response holding ``fail_marker`` makes the call
+    raise (a failing backend); one holding ``nan_marker`` gets a NaN reward (a failed head).
+
+    Attributes:
+        calls: the number of items of each ``score_critiqued`` call; ``seen``: every (question,
+            response) scored, in order. ``tokenizer``/``critic``/``prompt`` are ``None`` (the
+            reward counts item tokens one per word or sign).
+    """
+
+    kind = "cloud"
+    tokenizer = critic = prompt = None
+
+    def __init__(self, marker: str = "good", k: int = 1, spread: float = 0.5,
+                 fail_marker: str = "BOOM", nan_marker: str = "NaN-please") -> None:
+        self.marker, self.spread = marker, spread
+        self.fail_marker, self.nan_marker = fail_marker, nan_marker
+        self.config = CritiqueConfig(k=k, temperature=1.0 if k > 1 else 0.0)
+        self.calls: list[int] = []
+        self.seen: list[tuple[str, str]] = []
+
+    def score_critiqued(self, questions: Sequence[str], responses: Sequence[str]) -> list[CritiqueScore]:
+        if len(questions) != len(responses):
+            raise ValueError(f"got {len(questions)} questions and {len(responses)} responses")
+        self.calls.append(len(questions))
+        out = []
+        for question, response in zip(questions, responses):
+            if self.fail_marker in response:
+                raise RuntimeError("critic exploded")
+            self.seen.append((question, response))
+            n = response.count(self.marker)
+            critiques = [f"critique {j}: the response mentions {self.marker!r}; it says it {n} times."
+                         for j in range(self.config.k)]
+            rewards = [self._head(c, j) for j, c in enumerate(critiques)]
+            if self.nan_marker in response:
+                rewards = [math.nan] * len(rewards)
+            out.append(CritiqueScore(sum(rewards) / len(rewards), critiques, rewards))
+        return out
+
+    def _head(self, critique: str, j: int) -> float:
+        return float(_COUNT_RE.search(critique).group(1)) + self.spread * (j - (self.config.k - 1) / 2)
+
+    score = CritiqueScorer.score
+    compare = CritiqueScorer.compare
+
+    def expected_reward(self, response: str) -> float:
+        """The reward this scorer gives ``response`` (as the reward sees it, i.e. after any cut)."""
+        return float(response.count(self.marker))

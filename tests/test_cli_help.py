@@ -80,7 +80,7 @@ def test_help_shows_docs_defaults_and_choices(monkeypatch, capsys):
     assert blocks["--top_p"].startswith("sampling") and "(default: 0.95)" in blocks["--top_p"]
     assert "--tensor_parallel_size" in blocks and "--base_urls" in blocks  # the backend flags of `genrm eval`
     text, _ = command_help(["train"], monkeypatch, capsys)
-    assert "choices: bt, genrm, star-sft, star-dpo, star-rationalizer, judge-zero-shot" in help_blocks(text)["--recipe"]
+    assert "choices: bt, genrm, star-sft, star-dpo, star-rationalizer, judge-zero-shot, synthetic-critique-rm, cloud" in help_blocks(text)["--recipe"]
 
 
 def test_yaml_values_show_as_defaults_in_help(tmp_path, capsys):

@@ -160,12 +160,17 @@ def test_ppo_reward_module_through_trls_get_reward():
         GenRMRewardModel.from_dataset(model.backbone.reward, tok, Dataset.from_dict({"prompt": ["a"], "input_ids": [[1]]}))
 
 
-def test_ppo_under_trl_1_12():
+def run_under_trl112(test_file: str) -> str:
+    """pytest's output for ``tests/<test_file>`` run in the trl==1.12.0 environment (PPO lives there)."""
     if not VENV_TRL112.exists():
         pytest.fail(f"{VENV_TRL112} is missing: PPO needs trl==1.12.0 in a second environment; run `make venv-trl112`")
     out = subprocess.run(
-        [str(VENV_TRL112), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "ppo_trl112.py")],
+        [str(VENV_TRL112), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / test_file)],
         capture_output=True, text=True, timeout=600, cwd=ROOT,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    assert "2 passed" in out.stdout
+    return out.stdout
+
+
+def test_ppo_under_trl_1_12():
+    assert "2 passed" in run_under_trl112("ppo_trl112.py")

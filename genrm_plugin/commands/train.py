@@ -1,4 +1,5 @@
-"""``genrm train``: train a judge with a recipe (bt, genrm, star-sft, star-dpo, star-rationalizer, judge-zero-shot).
+"""``genrm train``: train a judge with a recipe (bt, genrm, star-sft, star-dpo, star-rationalizer, judge-zero-shot)
+or a critique reward model (synthetic-critique-rm, cloud).
 
 Flags and ``--config recipe.yaml`` fill :class:`~genrm_plugin.recipes.config.RecipeConfig`,
 :class:`~genrm_plugin.recipes.config.TrainConfig` and :class:`~genrm_plugin.judge.JudgeConfig`
@@ -7,7 +8,8 @@ Flags and ``--config recipe.yaml`` fill :class:`~genrm_plugin.recipes.config.Rec
 
 from __future__ import annotations
 
-HELP = "train a judge: --recipe bt|genrm|star-sft|star-dpo|star-rationalizer|judge-zero-shot (resumable)"
+HELP = ("train a judge or reward model: --recipe bt|genrm|star-sft|star-dpo|star-rationalizer|judge-zero-shot|"
+        "synthetic-critique-rm|cloud (resumable)")
 
 
 def main(argv: list[str]) -> int:
@@ -24,7 +26,7 @@ def main(argv: list[str]) -> int:
     print(f"recipe={card['recipe']} base={card['base_model']} iterations={card['iterations']}")
     for s in card["stats"]:
         parts = [f"iteration {s['iteration']}"]
-        for key in ("frac_pairs_with_correct", "kept_examples", "dpo_pairs", "train_loss"):
+        for key in ("stage", "frac_pairs_with_correct", "kept_examples", "dpo_pairs", "critiques", "train_loss"):
             if s.get(key) is not None:
                 value = s[key]
                 parts.append(f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}")

@@ -9,7 +9,12 @@ Judges:
 * a **Bradley-Terry reward model**: any :class:`RewardScorer`, i.e. a callable with TRL's
   reward-function convention ``scorer(prompts=[...], completions=[...]) -> list[float]``, such as
   the recipes' :class:`~genrm_plugin.bt_scorer.BTScorer`; the chosen answer wins when it scores
-  higher (a NaN score abstains).
+  higher (a NaN score abstains);
+* a **critique reward model** (``cloud``, ``synthetic-critique-rm``:
+  :class:`~genrm_plugin.critique_scorer.CritiqueScorer`): each response is critiqued (``k``
+  critiques, rewards averaged) and scored; the chosen answer wins when its reward is higher, i.e.
+  when ``CritiqueScorer.compare`` gives it ``p > 1/2``; with ``save_rationales`` the critiques are
+  kept in the records.
 
 Which answer is shown first is balanced (a seeded permutation puts the chosen answer first in
 half the pairs, :func:`~genrm_plugin.data.to_judge_examples`), so a judge that always says
@@ -34,6 +39,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 from tqdm.auto import tqdm
 
+from genrm_plugin.critique_scorer import KINDS as CRITIQUE_KINDS
 from genrm_plugin.data import PreferencePair, load_preferences, to_judge_examples
 from genrm_plugin.evals.inputs import EvalInputError
 from genrm_plugin.evals.plots import plot_lines
@@ -46,6 +52,7 @@ from genrm_plugin.evals.tables import markdown_table, percent
 from genrm_plugin.prompts import parse_verdict
 
 RECORDS = "records.jsonl"
+JUDGE_KINDS = ("genrm", "bt", *CRITIQUE_KINDS)
 
 
 @runtime_checkable
@@ -66,13 +73,23 @@ class PreferenceEvalConfig:
         subsets: evaluate only these subsets (RewardBench ``subset`` names); empty: all rows.
         limit: evaluate only the first ``limit`` pairs.
         output_dir: the run folder (resumed if it holds a run with the same settings).
-        judge_kind: ``genrm`` (a generative judge, CoT or no-CoT by ``mode``) or ``bt`` (a reward model).
+        judge_kind: ``genrm`` (a generative judge, CoT or no-CoT by ``mode``), ``bt`` (a reward
+            model), or a critique reward model: ``cloud`` or ``synthetic-critique-rm`` (the judge's
+            ``k``, ``temperature``, ``top_p``, ``max_new_tokens`` and ``seed`` then say how it
+            writes critiques: ``k`` critiques averaged per response; the backend flags say where
+            the critic runs).
         bt_model: path of the Bradley-Terry reward model (``judge_kind=bt``).
+        critique_model: a ``genrm train --recipe cloud|synthetic-critique-rm`` ``final/`` folder
+            (``judge_kind`` ``cloud`` / ``synthetic-critique-rm``).
+        critic: ``synthetic-critique-rm``: the model that writes critiques (``None``: the one its
+            card records); ``cloud``: where its critiques are written (``None``: the model itself).
         ks: the K of maj@K (default 1, 2, 4, ... up to the judge's ``k``); all from one set of votes.
         order_seed: seed of the chosen-first permutation.
         chunk_size: pairs per judge call (a killed run loses at most one chunk).
         save_rationales: also keep every CoT rationale in ``records.jsonl`` (``rationales``: one
-            list per answer order), e.g. to check what the judge wrote, not only its verdicts.
+            list per answer order), e.g. to check what the judge wrote, not only its verdicts; for
+            a critique reward model, its critiques (``critiques``: the chosen answer's, then the
+            rejected one's).
         overwrite: start over in an existing run folder.
     """
 
@@ -81,8 +98,10 @@ class PreferenceEvalConfig:
     subsets: list[str] = field(default_factory=list)
     limit: int | None = None
     output_dir: str = "runs/preference"
-    judge_kind: str = "genrm"
+    judge_kind: str = field(default="genrm", metadata={"choices": JUDGE_KINDS})
     bt_model: str | None = None
+    critique_model: str | None = None
+    critic: str | None = None
     ks: list[int] = field(default_factory=list)
     order_seed: int = 0
     chunk_size: int = 32
@@ -90,8 +109,8 @@ class PreferenceEvalConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.judge_kind not in ("genrm", "bt"):
-            raise ValueError(f"PreferenceEvalConfig.judge_kind must be 'genrm' or 'bt', got {self.judge_kind!r}")
+        if self.judge_kind not in JUDGE_KINDS:
+            raise ValueError(f"PreferenceEvalConfig.judge_kind must be one of {JUDGE_KINDS}, got {self.judge_kind!r}")
         if self.chunk_size < 1:
             raise ValueError(f"PreferenceEvalConfig.chunk_size must be >= 1, got {self.chunk_size}")
 
@@ -189,6 +208,8 @@ def _judge_chunk(pairs, chosen_first, kind, judge, scorer, k_max, save_rationale
     first = [p.chosen if c else p.rejected for p, c in zip(pairs, chosen_first)]
     second = [p.rejected if c else p.chosen for p, c in zip(pairs, chosen_first)]
     prompts = [p.prompt for p in pairs]
+    if kind == "scores" and getattr(scorer, "score_critiqued", None) is not None:  # a critique reward model
+        return _critiqued_records(scorer, prompts, pairs, save_rationales)
     if kind == "scores":
         scores = scorer(prompts=prompts + prompts, completions=[p.chosen for p in pairs] + [p.rejected for p in pairs])
         if len(scores) != 2 * len(pairs):
@@ -207,6 +228,21 @@ def _judge_chunk(pairs, chosen_first, kind, judge, scorer, k_max, save_rationale
             record["rationales"] = [list(pref.rationales[i : i + k_max]) for i in range(0, len(labels), k_max)]
         out.append(record)
     return out
+
+
+def _critiqued_records(scorer, prompts, pairs, save_rationales) -> list[dict[str, Any]]:
+    """Both answers of each pair critiqued and scored (the rewards ``compare`` turns into ``p``)."""
+    n = len(pairs)
+    scored = scorer.score_critiqued(prompts + prompts, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    if len(scored) != 2 * n:
+        raise ValueError(f"the critique scorer returned {len(scored)} scores for {2 * n} completions")
+    records = []
+    for chosen, rejected in zip(scored[:n], scored[n:]):
+        record: dict[str, Any] = {"scores": [float(chosen.reward), float(rejected.reward)]}
+        if save_rationales:
+            record["critiques"] = [list(chosen.critiques), list(rejected.critiques)]
+        records.append(record)
+    return records
 
 
 def _expected(record: dict[str, Any], kind: str, k: int) -> Expected:
@@ -258,7 +294,8 @@ def _summary(config, pairs, records, kind, ks) -> dict[str, Any]:
     by_subset = {s: _group([r for r in records if r["subset"] == s], kind, ks) for s in subsets}
     summary: dict[str, Any] = {
         "pairs": len(pairs),
-        "judge_kind": {"votes": "genrm (CoT votes)", "probability": "genrm (no-CoT)", "scores": "reward model"}[kind],
+        "judge_kind": f"{config.judge_kind} (critique reward model)" if config.judge_kind in CRITIQUE_KINDS
+        else {"votes": "genrm (CoT votes)", "probability": "genrm (no-CoT)", "scores": "reward model"}[kind],
         "ks": ks,
         "overall": _group(records, kind, ks),
         "subsets": by_subset,

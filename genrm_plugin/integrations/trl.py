@@ -1,7 +1,7 @@
 """TRL glue beyond the plain reward function.
 
-* GRPO / RLOO (newest TRL): pass ``GenRMReward(judge)`` (or ``AsyncGenRMReward``) in ``reward_funcs``;
-  nothing else is needed.
+* GRPO / RLOO (newest TRL): pass ``GenRMReward(judge)`` (or ``AsyncGenRMReward``), or the pointwise
+  :class:`~genrm_plugin.critique_reward.CritiqueReward`, in ``reward_funcs``; nothing else is needed.
 * OnlineDPO (``trl.experimental.online_dpo``): it calls reward functions with ``2 * prompts`` and
   the two completions of each prompt as the first and second halves, then keeps the higher-reward
   one as chosen. :class:`PairwiseGenRMReward` judges the halves directly against each other, so the
@@ -12,11 +12,12 @@
   attention_mask=, ...)`` on the policy tokenizer's ids (left-padded query + response, pad ids
   replaced by 0) and then ``m.score(hidden_states[-1])``, reading the value at the response's last
   token. The backbone finds each row's prompt by its token ids (the longest registered prompt that
-  prefixes the unpadded row), decodes the response up to the first masked position, judges the whole
-  chunk in one call, and returns the reward broadcast over a ``[B, T, 1]`` float32 tensor. Build it
-  from the same tokenized dataset given to PPOTrainer (:meth:`GenRMRewardModel.from_dataset`).
-  All-abstain items get the reward of a tie (p = 1/2) unless ``RewardConfig.abstain_p`` says
-  otherwise, since PPO cannot take a missing score.
+  prefixes the unpadded row), decodes the response up to the first masked position, scores the whole
+  chunk in one call of the reward core (``reward.score_items``: any reward, pairwise or pointwise),
+  and returns the reward broadcast over a ``[B, T, 1]`` float32 tensor. Build it from the same
+  tokenized dataset given to PPOTrainer (:meth:`GenRMRewardModel.from_dataset`). All-abstain items
+  get the reward of a tie (p = 1/2) unless ``RewardConfig.abstain_p`` says otherwise, since PPO
+  cannot take a missing score.
 * Trainers without ``log_metric`` (PPO, OnlineDPO): :class:`GenRMMetricsCallback` adds the reward's
   metrics (averaged since the previous log) to the trainer's logs.
 """
@@ -33,10 +34,8 @@ from transformers import TrainerCallback
 from transformers.modeling_outputs import BaseModelOutput
 
 from genrm_plugin.conversation import prompt_text, response_text
-from genrm_plugin.reward import GenRMReward
+from genrm_plugin.reward import GenRMReward, call_texts
 from genrm_plugin.votes import flip_preference
-
-METRIC_KEYS = ("win_prob", "abstain_rate", "position_consistency", "votes_used")
 
 
 class PairwiseGenRMReward(GenRMReward):
@@ -47,13 +46,10 @@ class PairwiseGenRMReward(GenRMReward):
     """
 
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], completion_ids=None, **kwargs: Any):
-        if len(prompts) != len(completions):
-            raise ValueError(f"reward inputs differ in length: prompts={len(prompts)}, completions={len(completions)}")
+        questions, answers = call_texts(prompts, completions)
         if len(prompts) % 2:
             raise ValueError(f"pairwise mode needs an even number of completions (OnlineDPO's 2*prompts), got {len(prompts)}")
         half = len(prompts) // 2
-        questions = [prompt_text(p, f"prompts[{i}]") for i, p in enumerate(prompts)]
-        answers = [response_text(c, f"completions[{i}]") for i, c in enumerate(completions)]
         for i in range(half):
             if questions[i] != questions[i + half]:
                 raise ValueError(
@@ -79,14 +75,16 @@ class RewardModuleConfig:
 
 
 class JudgeBackbone(nn.Module):
-    """PPO's "backbone": token ids -> (prompt, response) texts -> judge -> rewards as hidden states.
+    """PPO's "backbone": token ids -> (prompt, response) texts -> reward core -> rewards as hidden states.
 
     Args:
-        reward: the reward (judge, mapping, reference_fn).
+        reward: the reward: a :class:`GenRMReward` (judge, mapping, reference_fn) or a pointwise
+            :class:`~genrm_plugin.critique_reward.CritiqueReward` (anything with ``score_items``).
         tokenizer: the POLICY tokenizer (PPO passes its token ids).
-        prompts: raw prompts (strings or message lists), as the judge should see them.
+        prompts: raw prompts (strings or message lists), as the reward should see them.
         prompt_ids: each prompt's token ids exactly as in the PPO dataset's ``input_ids``.
-        references: one reference per prompt (default: ``reward.reference_fn``, cached).
+        references: one reference per prompt (default: ``reward.reference_fn``, cached; unused by a
+            reward that needs no reference).
 
     Attributes after each forward: ``last_prompts`` (each row's registered prompt), ``last_responses``
     (decoded responses), ``last_rewards`` (floats, abstentions replaced as in the module docstring).
@@ -94,7 +92,7 @@ class JudgeBackbone(nn.Module):
 
     def __init__(
         self,
-        reward: GenRMReward,
+        reward: Any,
         tokenizer: Any,
         prompts: Sequence[Any],
         prompt_ids: Sequence[Sequence[int]],
@@ -142,22 +140,19 @@ class JudgeBackbone(nn.Module):
         ]
         raw_prompts = [self.prompts[i] for i, _ in rows]
         questions = [prompt_text(p, f"prompts[{r}]") for r, p in enumerate(raw_prompts)]
-        if self.references is not None:
-            references = [self.references[i] for i, _ in rows]
-        else:
-            references = self.reward.references_for(raw_prompts, questions, {})
+        references = None if self.references is None else [self.references[i] for i, _ in rows]
         responses = [text for _, text in rows]
-        prefs = self.reward.preferences(questions, responses, references)
-        rewards = [s.reward for s in self.reward.item_scores(prefs)]  # PPO cannot take a missing score
+        scores = self.reward.score_items(questions, responses, references, prompts=raw_prompts)
+        rewards = [s.reward for s in scores]  # PPO cannot take a missing score: stand-ins included
         self.last_prompts, self.last_responses, self.last_rewards = raw_prompts, responses, rewards
-        self.reward.report(prefs)
         values = torch.tensor(rewards, dtype=torch.float32, device=input_ids.device)
         hidden = values[:, None, None].expand(input_ids.shape[0], input_ids.shape[1], 1).contiguous()
         return BaseModelOutput(last_hidden_state=hidden, hidden_states=(hidden,))
 
 
 class GenRMRewardModel(nn.Module):
-    """A ``reward_model`` for ``trl.experimental.ppo.PPOTrainer`` backed by a :class:`GenRMReward`.
+    """A ``reward_model`` for ``trl.experimental.ppo.PPOTrainer`` backed by a reward's ``score_items``
+    (:class:`GenRMReward` or the pointwise :class:`~genrm_plugin.critique_reward.CritiqueReward`).
 
     Build it with :meth:`from_dataset` (the tokenized PPO dataset), or from a :class:`JudgeBackbone`
     (reward, POLICY tokenizer, raw prompts, their token ids exactly as in the PPO dataset's
@@ -175,7 +170,7 @@ class GenRMRewardModel(nn.Module):
     @classmethod
     def from_dataset(
         cls,
-        reward: GenRMReward,
+        reward: Any,
         tokenizer: Any,
         dataset: Any,
         prompt_column: str = "prompt",
@@ -183,7 +178,9 @@ class GenRMRewardModel(nn.Module):
         reference_column: str | None = "reference",
     ) -> "GenRMRewardModel":
         """From a tokenized dataset holding the raw prompt, its ``input_ids`` and (optionally) the
-        reference; ``reference_column=None`` uses ``reward.reference_fn``."""
+        reference; ``reference_column=None`` uses ``reward.reference_fn``; a reward that needs no
+        reference (``reward.needs_reference`` off) reads no reference column."""
+        reference_column = reference_column if reward.needs_reference else None
         columns = list(dataset.column_names)
         needed = [prompt_column, ids_column] + ([reference_column] if reference_column else [])
         missing = [c for c in needed if c not in columns]
@@ -194,17 +191,18 @@ class GenRMRewardModel(nn.Module):
 
 
 class GenRMMetricsCallback(TrainerCallback):
-    """Adds a :class:`GenRMReward`'s metrics to the logs of trainers that pass no ``log_metric``
-    (PPO, OnlineDPO): the mean of each metric over the reward calls since the previous log, as
-    ``<name>/<metric>`` in ``logs`` and in ``state.log_history``."""
+    """Adds a reward's metrics (its ``metric_keys``; :class:`GenRMReward` or a critique reward) to
+    the logs of trainers that pass no ``log_metric`` (PPO, OnlineDPO): the mean of each metric over
+    the reward calls since the previous log, as ``<name>/<metric>`` in ``logs`` and in
+    ``state.log_history``."""
 
-    def __init__(self, reward: GenRMReward) -> None:
+    def __init__(self, reward: Any) -> None:
         self.reward = reward
         self.pending: dict[str, list[float]] = defaultdict(list)
         reward.on_report = self._collect
 
     def _collect(self, metrics: dict[str, Any]) -> None:
-        for key in METRIC_KEYS:
+        for key in self.reward.metric_keys:
             if metrics.get(key) is not None:
                 self.pending[key].append(float(metrics[key]))
 

@@ -22,6 +22,11 @@ The returned dict: ``score`` (P(response > reference) under ``RewardConfig.mappi
 probability ``RewardConfig.abstain_p``, else 1/2, because veRL needs a number). veRL logs the extra
 keys as ``reward_extra_info``. The judge is built once per process from ``$GENRM_CONFIG`` (the
 ``genrm serve --config`` YAML; ``question_key``/``reference_key``/``require_question`` go there too).
+
+With a pointwise reward (:class:`~genrm_plugin.critique_reward.CritiqueReward`, ``reward_kind:
+critique`` in the YAML) no reference is read -- ``ground_truth`` may be anything -- and the dict holds
+``score`` (the reward head's output), ``sigmoid_reward`` and ``abstained``. The numbers come from the
+reward core's ``reward.score_items`` either way.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from genrm_plugin.settings import Settings, VerlConfig, shared
 
 
 class VerlReward:
-    """``compute_score`` / ``compute_score_batch`` over a :class:`~genrm_plugin.reward.GenRMReward`.
+    """``compute_score`` / ``compute_score_batch`` over a reward's ``score_items``
+    (:class:`~genrm_plugin.reward.GenRMReward` or :class:`~genrm_plugin.critique_reward.CritiqueReward`).
 
     ``score_batch`` judges a whole batch in one call. ``score_one`` (veRL's per-response
     ``compute_score``, which veRL 0.9's reward loop calls from many worker threads at once) goes
@@ -72,11 +78,12 @@ class VerlReward:
                 self._loop = BackgroundLoop("genrm-verl-batcher")
         return self._loop.run(self._batcher.submit([item]))[0]
 
-    def score_items(self, items: Sequence[tuple[str, str, str]]) -> list[dict[str, float]]:
-        """(question, response, reference) items judged in one call -> veRL's result dicts."""
+    def score_items(self, items: Sequence[tuple[str, str, str | None]]) -> list[dict[str, float]]:
+        """(question, response, reference) items scored in one call -> veRL's result dicts."""
         questions, responses, references = (list(column) for column in zip(*items)) if items else ([], [], [])
-        scores = self.reward.item_scores(self.reward.preferences(questions, responses, references))
-        return [{"score": s.reward, "win_prob": s.score, "abstained": float(s.abstained)} for s in scores]
+        scores = self.reward.score_items(questions, responses, references)
+        label = self.reward.score_name
+        return [{"score": s.reward, label: s.score, "abstained": float(s.abstained)} for s in scores]
 
     def close(self) -> None:
         """Stop the micro-batcher's background loop (if ``score_one`` started it)."""
@@ -84,14 +91,19 @@ class VerlReward:
             self._loop.run(self._batcher.close())
             self._loop.close()
 
-    def _item(self, solution_str: Any, ground_truth: Any, extra_info: Any, row: int) -> tuple[str, str, str]:
+    def _item(self, solution_str: Any, ground_truth: Any, extra_info: Any, row: int) -> tuple[str, str, str | None]:
         info = extra_info if extra_info is not None else {}
         if not isinstance(info, dict):
             raise TypeError(f"extra_infos[{row}] must be a dict or None, got {type(info).__name__}")
+        return self._question(info, row), _text(solution_str, f"solution_strs[{row}]"), self._reference(info, ground_truth, row)
+
+    def _reference(self, info: dict, ground_truth: Any, row: int) -> str | None:
+        if not self.reward.needs_reference:
+            return None
         ref = info.get(self.config.reference_key)
-        reference = (_text(ref, f"extra_infos[{row}][{self.config.reference_key!r}]") if ref is not None
-                     else _text(ground_truth, f"ground_truths[{row}]"))
-        return self._question(info, row), _text(solution_str, f"solution_strs[{row}]"), reference
+        if ref is not None:
+            return _text(ref, f"extra_infos[{row}][{self.config.reference_key!r}]")
+        return _text(ground_truth, f"ground_truths[{row}]")
 
     def _question(self, info: dict, row: int) -> str:
         question = info.get(self.config.question_key)

@@ -5,6 +5,9 @@
 * ``star-sft`` / ``star-dpo`` / ``star-rationalizer`` (:mod:`~genrm_plugin.recipes.star`): iterated
   self-taught reasoning over one resumable, sharded sampling loop.
 * ``judge-zero-shot`` (:mod:`~genrm_plugin.recipes.zero_shot`): the untrained LLM-as-judge baseline.
+* ``synthetic-critique-rm`` / ``cloud`` (:mod:`~genrm_plugin.recipes.critique`): critique reward models
+  (a BT model reading a critic's critique; Critique-out-Loud's one model with LM and reward heads),
+  scored by :class:`~genrm_plugin.critique_scorer.CritiqueScorer`.
 
 :func:`train_judge` runs one (:mod:`~genrm_plugin.recipes.runner`); configs in
 :mod:`~genrm_plugin.recipes.config`; the run folder in :mod:`~genrm_plugin.recipes.training_run`.

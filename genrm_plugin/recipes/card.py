@@ -1,6 +1,7 @@
 """The card saved beside a trained judge: ``genrm_card.json`` (machine-readable) and ``README.md``.
 
-It records what the judge is (recipe, base model, how to ask it), what it was trained on (data
+It records what the judge is (recipe, base model, kind -- a generative ``judge``, a ``bt`` reward model
+or a critique reward model, ``cloud`` / ``synthetic-critique-rm`` -- and how to ask it), what it was trained on (data
 source, pair count, content hash), the iterations with their statistics, and the held-out
 accuracies, so a saved judge can be traced and compared without its run folder.
 """
@@ -15,9 +16,12 @@ from typing import Any
 from genrm_plugin.judge_card import CARD_FILE as CARD_JSON
 CARD_README = "README.md"
 _TABLE_KEYS = (
-    "frac_pairs_with_correct", "sample_accuracy", "majority_accuracy", "kept_examples", "train_rows", "dpo_pairs",
-    "train_loss", "train_steps",
+    "frac_pairs_with_correct", "sample_accuracy", "majority_accuracy", "kept_examples", "critiques", "train_rows",
+    "dpo_pairs", "train_loss", "train_steps",
 )
+# What a card's ``kind`` is called in its title: generative judges, and scalar reward models.
+KIND_TITLES = {"judge": "GenRM judge", "bt": "Bradley-Terry reward model", "synthetic-critique-rm": "critique reward model",
+               "cloud": "critique-out-loud reward model"}
 
 
 def build_card(
@@ -64,7 +68,7 @@ def read_card(folder: str | Path) -> dict[str, Any]:
 
 def render_card(card: dict[str, Any]) -> str:
     lines = [
-        f"# GenRM judge: `{card['recipe']}`",
+        f"# {KIND_TITLES.get(card['kind'], 'GenRM judge')}: `{card['recipe']}`",
         "",
         f"- base model: `{card['base_model']}` ({card['kind']})",
         f"- training data: `{card['data'].get('source')}` ({card['data'].get('pairs')} pairs, sha256 {str(card['data'].get('sha256'))[:12]})",

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 
 from genrm_plugin.recipes.trl_fields import trl_field_base
 
-RECIPES = ("bt", "genrm", "star-sft", "star-dpo", "star-rationalizer", "judge-zero-shot")
+RECIPES = ("bt", "genrm", "star-sft", "star-dpo", "star-rationalizer", "judge-zero-shot", "synthetic-critique-rm", "cloud")
 STAR_RECIPES = ("star-sft", "star-dpo", "star-rationalizer")
+CRITIQUE_RECIPES = ("synthetic-critique-rm", "cloud")  # critique reward models (genrm_plugin.recipes.critique)
 # The paper's learning rates; every other recipe uses 1e-6 as well.
 DEFAULT_LEARNING_RATES = {"star-rationalizer": 2e-5}
 DEFAULT_STAR_ITERATIONS = 3
@@ -35,6 +36,8 @@ RECIPE_SCOPED_FIELDS = {
     "dpo_pairs_per_example": ("star-dpo",),
     "dpo_abstain_as_rejected": ("star-dpo",),
     "rationale_filter": STAR_RECIPES,
+    "critic_model": CRITIQUE_RECIPES,
+    "cloud_lm_coef": ("cloud",),
     "data_columns": tuple(r for r in RECIPES if r != "judge-zero-shot"),  # zero-shot's evaluation reads data as it is
 }
 
@@ -45,7 +48,10 @@ class RecipeConfig:
 
     Fields:
         recipe: one of ``bt``, ``genrm``, ``star-sft``, ``star-dpo``, ``star-rationalizer``,
-            ``judge-zero-shot``.
+            ``judge-zero-shot``, ``synthetic-critique-rm`` (a BT reward model reading a critic's
+            critique of each response, Ye et al. 2024) or ``cloud`` (Critique-out-Loud, Ankner et
+            al. 2024: critique SFT, self-critiques, then a reward head trained beside the LM head; its
+            three stages are iterations 1-3 of the run folder).
         data: training preferences (file or ``datasets`` name; see :func:`genrm_plugin.data.load_preferences`).
         data_split: split of ``data`` (datasets names / saved ``DatasetDict`` only).
         data_limit: use only the first N pairs of ``data``.
@@ -57,9 +63,10 @@ class RecipeConfig:
         eval_split: split of ``eval_data``.
         eval_limit: use only the first N pairs of ``eval_data``.
         eval_k: votes per order when evaluating a CoT judge (``None``: the judge's ``k``); the
-            evaluation reports maj@1, maj@2, ... up to it (one set of votes).
-        eval_save_rationales: keep every held-out rationale in the evaluation's records (CoT
-            judges), for reading them or checking them afterwards.
+            evaluation reports maj@1, maj@2, ... up to it (one set of votes). Critique reward
+            models: critiques averaged per response (``None``: 1, greedy).
+        eval_save_rationales: keep every held-out rationale (CoT judges) or critique (critique
+            reward models) in the evaluation's records, for reading them or checking them afterwards.
         model: base model (local path or hub name); ``toy`` is a random tiny kit model.
         output_dir: the run folder (shards, manifest, checkpoints, stats, final judge). Re-running
             the same command resumes from it.
@@ -67,7 +74,8 @@ class RecipeConfig:
             (a non-empty folder that is not a ``genrm train`` run folder is refused).
         iterations: STaR iterations, each on a fresh slice of the data and starting from the previous
             iteration's model (``None``: 3 for STaR recipes, 1 otherwise).
-        shard_size: judge examples per sampling shard (the unit of resumption).
+        shard_size: judge examples (critique recipes: responses to critique) per sampling shard
+            (the unit of resumption).
         keep_per_example: STaR-SFT / rationalizer: correct rationales kept per example (0: all
             distinct ones).
         dpo_pairs_per_example: STaR-DPO: (correct, wrong) rationale pairs per example.
@@ -78,6 +86,14 @@ class RecipeConfig:
             correct (kept; DPO's chosen) only if its verdict matches the label *and* it passes;
             rejected DPO rationales are still the wrong-verdict ones. ``None``: the verdict alone
             (the paper's STaR).
+        critic_model: critique recipes: the model that writes the critiques -- any model the
+            ``sample_backend`` loads (``None``: ``synthetic-critique-rm`` uses ``model``; ``cloud``
+            needs it only as the teacher when the data has no ``chosen_critique`` /
+            ``rejected_critique`` columns). Critique columns in the data, when every pair has both,
+            are used instead of sampling; ``synthetic-critique-rm``'s card records the critic
+            either way (scoring needs one).
+        cloud_lm_coef: ``cloud``: weight of the teacher critiques' NLL beside the BT loss while the
+            reward head trains (keeps the LM head writing critiques; 0: BT loss only).
         sample_backend: engine that samples rationales and runs evaluations: ``transformers`` or
             ``vllm`` (a fresh engine per checkpoint; see :mod:`genrm_plugin.backends.factory`).
         sample_batch_size: sequences per sampling batch (transformers backend).
@@ -111,6 +127,8 @@ class RecipeConfig:
     dpo_pairs_per_example: int = 1
     dpo_abstain_as_rejected: bool = False
     rationale_filter: str | None = None
+    critic_model: str | None = None
+    cloud_lm_coef: float = 1.0
     sample_backend: str = field(default="transformers", metadata={"choices": SAMPLE_BACKENDS})
     sample_batch_size: int = 64
     device: str | None = None
@@ -134,6 +152,8 @@ class RecipeConfig:
             raise ValueError(f"RecipeConfig.sample_backend must be one of {SAMPLE_BACKENDS}, got {self.sample_backend!r}")
         if self.rationale_filter is not None:
             self.load_rationale_filter()
+        if self.cloud_lm_coef < 0:
+            raise ValueError(f"RecipeConfig.cloud_lm_coef must be >= 0, got {self.cloud_lm_coef}")
         if self.keep_per_example < 0:
             raise ValueError(f"RecipeConfig.keep_per_example must be >= 0, got {self.keep_per_example}")
         self.columns()  # validates data_columns

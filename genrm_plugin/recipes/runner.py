@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genrm_plugin.data import PreferencePair, load_preferences
+from genrm_plugin.data import CRITIQUE_FIELDS, PreferencePair, load_preferences
 from genrm_plugin.judge import JudgeConfig
 from genrm_plugin.recipes import distributed
 from genrm_plugin.recipes.card import build_card, write_card
 from genrm_plugin.recipes.config import RecipeConfig, TrainConfig, config_dict
-from genrm_plugin.recipes.context import RecipeContext, RecipeResult, copy_model
+from genrm_plugin.recipes.context import CRITIQUE_KINDS, RecipeContext, RecipeResult, copy_model
 from genrm_plugin.recipes.training_run import TrainingRun
 from genrm_plugin.run_folder import fingerprint_hash
 from genrm_plugin.recipes.iteration_stats import write_stats
@@ -37,6 +37,8 @@ RECIPE_MODULES = {
     "star-dpo": "genrm_plugin.recipes.star",
     "star-rationalizer": "genrm_plugin.recipes.star",
     "judge-zero-shot": "genrm_plugin.recipes.zero_shot",
+    "synthetic-critique-rm": "genrm_plugin.recipes.critique",
+    "cloud": "genrm_plugin.recipes.critique",
 }
 
 
@@ -66,6 +68,9 @@ def train_judge(recipe: RecipeConfig, train: TrainConfig | None = None, judge: J
     eval_pairs = _load(recipe.eval_data, recipe.eval_split, recipe.eval_limit, None)
     if not pairs and not (recipe.recipe == "judge-zero-shot" and eval_pairs):
         raise ValueError(f"RecipeConfig.data is required for recipe {recipe.recipe!r}")
+    module = importlib.import_module(RECIPE_MODULES[recipe.recipe])
+    if hasattr(module, "check_inputs"):  # a recipe's own pre-flight checks, before any folder or model is written
+        module.check_inputs(recipe, pairs)
     settings = dataclasses.replace(recipe, output_dir="", overwrite=False)  # where/how a run is kept is not what it is
     configs = config_dict(settings, judge)
     for name in (*ENGINE_FIELDS, *EMPTY_ITERATION_FIELDS):  # these may change on resume
@@ -73,8 +78,8 @@ def train_judge(recipe: RecipeConfig, train: TrainConfig | None = None, judge: J
     fingerprint = {
         "configs": {**configs, "TrainConfig": train_fingerprint(train),
                     "ModelConfig": dataclasses.asdict(model_args) if model_args is not None else None},
-        "data_sha256": fingerprint_hash([p.__dict__ for p in pairs]),
-        "eval_data_sha256": fingerprint_hash([p.__dict__ for p in eval_pairs]),
+        "data_sha256": fingerprint_hash([_pair_fields(p) for p in pairs]),
+        "eval_data_sha256": fingerprint_hash([_pair_fields(p) for p in eval_pairs]),
     }
     engine = {name: getattr(recipe, name) for name in ENGINE_FIELDS}
     if recipe.sample_backend == "vllm":
@@ -84,7 +89,7 @@ def train_judge(recipe: RecipeConfig, train: TrainConfig | None = None, judge: J
         base = _base_model(run, recipe.model)
         eval_source = (recipe.eval_data, recipe.eval_split, recipe.eval_limit) if recipe.eval_data else None
         ctx = RecipeContext(recipe, train, judge, run, pairs, base, eval_source, model_args=model_args, vllm=vllm)
-        result: RecipeResult = importlib.import_module(RECIPE_MODULES[recipe.recipe]).run(ctx)
+        result: RecipeResult = module.run(ctx)
         final = run.root / "final"
         if not run.main:
             distributed.barrier()  # rank 0 writes stats, card and final/
@@ -163,9 +168,19 @@ def _base_model(run: TrainingRun, model: str) -> str:
     return str(path)
 
 
+def _pair_fields(pair: PreferencePair) -> dict[str, Any]:
+    """A pair as hashed into the run's fingerprint: unset critique fields left out, so data without
+    critiques hashes as it did before pairs had them (earlier run folders still resume)."""
+    return {k: v for k, v in pair.__dict__.items() if v is not None or k not in CRITIQUE_FIELDS}
+
+
 def _judge_usage(judge: JudgeConfig, result: RecipeResult) -> dict[str, Any]:
     if result.kind == "bt":
         return {"kind": "bt", "use": "genrm_plugin.bt_scorer.BTScorer.from_pretrained(path)"}
+    if result.kind in CRITIQUE_KINDS:  # how CritiqueScorer.from_pretrained writes critiques by default
+        return {"kind": result.kind, "use": "genrm_plugin.critique_scorer.CritiqueScorer.from_pretrained(path)",
+                **(result.usage or {}), "template": judge.template, "answer_pattern": judge.answer_pattern,
+                "max_new_tokens": judge.max_new_tokens, "temperature": judge.temperature, "top_p": judge.top_p}
     return {"mode": result.judge_mode, "template": judge.template, "answer_pattern": judge.answer_pattern, "k": judge.k, "temperature": judge.temperature,
             "top_p": judge.top_p, "max_new_tokens": judge.max_new_tokens}
 

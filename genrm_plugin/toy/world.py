@@ -277,3 +277,14 @@ def parse_question(question: str) -> Problem:
 def is_correct(question: str, answer: str) -> bool:
     """Whether ``answer`` states the right result (see :func:`answer_value`)."""
     return answer_value(answer) == parse_question(question).answer
+
+
+def answer_critique(problem: Problem, answer: str, worked: str | None = None) -> str:
+    """A pointwise oracle ("teacher") critique of ONE answer: the recomputed trace, then the answer's
+    shown result, the recomputed one, their digit-by-digit comparison and ``Y``/``N`` -- the first two
+    lines of :func:`judge_rationale`, with no verdict (critique reward models read it, then score)::
+
+        Q: 47+38: 7+8+0=15 4+3+1=08 >085
+        A: 075 085 00y 78n 55y N.
+    """
+    return "\n".join(judge_rationale(problem, answer, answer, worked).split("\n")[:2])
