@@ -90,3 +90,13 @@ def test_notebook_executes(tmp_path):
     assert "all-abstain: [None] 1.0" in text
     assert "'genrm/win_prob'" in text and "round_robin  pick=" in text
     assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_grpo_with_cloud_example(tmp_path):
+    """The critique-RM example trains a tiny CLoud (the cloud recipe) and runs GRPO on it: no reference column."""
+    stdout = run_example(sys.executable, "grpo_with_cloud.py", tmp_path)
+    rows = [line.split() for line in stdout.splitlines() if re.match(r"^\s+\d+\s+-?\d", line)]
+    assert len(rows) == 3, stdout
+    assert all(float(critiques) == 2.0 for _, _, critiques in rows)
+    assert "done: 3 GRPO steps with CritiqueReward (cloud)" in stdout
+    assert (tmp_path / "cloud" / "final" / "reward_head.safetensors").is_file()
