@@ -35,7 +35,7 @@ from trl.trainer.utils import pad
 from genrm_plugin.critique_scorer import last_token_states, save_reward_head
 from genrm_plugin.recipes import distributed
 from genrm_plugin.recipes.config import TrainConfig
-from genrm_plugin.recipes.trainers import _run as run_trainer, trl_args
+from genrm_plugin.recipes.trainers import run_trainer, trl_args
 
 SIDES = ("chosen", "rejected")
 # Row columns besides prompt/chosen/rejected: the teacher-critique texts and where each critique starts.

@@ -86,7 +86,7 @@ def train_sft(model_path: str, rows: list[dict], out_dir: Path, train: TrainConf
     from trl import SFTConfig, SFTTrainer
 
     args = trl_args(SFTConfig, train, out_dir, learning_rate, seed, completion_only_loss=True)
-    return _run(SFTTrainer, model_path, rows, args, model_args)
+    return run_trainer(SFTTrainer, model_path, rows, args, model_args)
 
 
 def train_dpo(model_path: str, rows: list[dict], out_dir: Path, train: TrainConfig, learning_rate: float, seed: int,
@@ -96,7 +96,7 @@ def train_dpo(model_path: str, rows: list[dict], out_dir: Path, train: TrainConf
     from trl import DPOConfig, DPOTrainer
 
     args = trl_args(DPOConfig, train, out_dir, learning_rate, seed)
-    return _run(DPOTrainer, model_path, rows, args, model_args)
+    return run_trainer(DPOTrainer, model_path, rows, args, model_args)
 
 
 def train_reward(model_path: str, rows: list[dict], out_dir: Path, train: TrainConfig, learning_rate: float, seed: int,
@@ -109,7 +109,7 @@ def train_reward(model_path: str, rows: list[dict], out_dir: Path, train: TrainC
     if model_args is not None and model_args.use_peft and model_args.lora_task_type == "CAUSAL_LM":
         model_args = dataclasses.replace(model_args, lora_task_type="SEQ_CLS")
     args = trl_args(RewardConfig, train, out_dir, learning_rate, seed)
-    return _run(RewardTrainer, model_path, rows, args, model_args)
+    return run_trainer(RewardTrainer, model_path, rows, args, model_args)
 
 
 def model_init_kwargs(model_args: Any) -> dict[str, Any]:
@@ -125,7 +125,7 @@ def model_init_kwargs(model_args: Any) -> dict[str, Any]:
     return kwargs
 
 
-def _run(trainer_cls: type, model_path: str, rows: list[dict], args: Any, model_args: Any = None):
+def run_trainer(trainer_cls: type, model_path: str, rows: list[dict], args: Any, model_args: Any = None):
     """Train with ``trainer_cls``; a LoRA model (``model_args.use_peft``) comes back merged into plain weights.
 
     The returned model is a plain transformers model; with LoRA its ``peft_adapter`` attribute
@@ -139,7 +139,9 @@ def _run(trainer_cls: type, model_path: str, rows: list[dict], args: Any, model_
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     over = count_over_length(tokenizer, rows, args.max_length)
     if over:
-        action = "drops" if trainer_cls.__name__ == "RewardTrainer" else "truncates"
+        from trl import RewardTrainer
+
+        action = "drops" if issubclass(trainer_cls, RewardTrainer) else "truncates"  # CLoud's trainer is one too
         logger.warning(f"{over} of {len(rows)} training rows exceed max_length={args.max_length}; {trainer_cls.__name__} {action} them")
     peft_config = None
     if model_args is not None:

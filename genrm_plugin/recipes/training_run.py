@@ -239,6 +239,13 @@ class FinishedRun:
         shards = sorted((self.root / f"iter-{iteration}" / "shards").glob("shard-*.json"))
         return [record for shard in shards for record in json.loads(shard.read_text())["records"]]
 
+    def checkpoint(self, iteration: int) -> Path:
+        """``iteration``'s saved model (e.g. CLoud's stage-1 critique writer); an error if it was not saved."""
+        path = self.root / f"iter-{iteration}" / "model"
+        if not path.is_dir():
+            raise FileNotFoundError(f"{self.root}: iteration {iteration} saved no model")
+        return path
+
     def evaluation_dir(self, iteration: int) -> Path:
         """The folder of ``iteration``'s held-out evaluation (see :class:`~genrm_plugin.evals.preference.PreferenceEvaluation`)."""
         return evaluation_dir(self.root, iteration)
