@@ -32,15 +32,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
-from tqdm.auto import tqdm
 
 from genrm_plugin.data import JudgeExample, to_judge_examples
 from genrm_plugin.judge import GenerativeJudge
 from genrm_plugin.prompts import parse_verdict
-from genrm_plugin.recipes import distributed
 from genrm_plugin.recipes.context import RecipeContext, RecipeResult, release_judge, train_stats
 from genrm_plugin.recipes.training_rows import judge_prompt
-from genrm_plugin.recipes.training_run import shard_seed
 from genrm_plugin.recipes.trainers import train_dpo, train_sft
 from genrm_plugin.votes import VoteCount
 
@@ -98,24 +95,17 @@ def sample_iteration(ctx: RecipeContext, iteration: int, indices: list[int], mod
     for example in examples:
         example.pair_index = indices[example.pair_index]  # index into the whole training set
     examples = fitting_examples(ctx, iteration, examples, model_path)
-    size = ctx.recipe.shard_size
-    shards = [examples[s : s + size] for s in range(0, len(examples), size)]
-    seeds = [shard_seed(ctx.seed, iteration, number) for number in range(len(shards))]
-    done = {number: ctx.run.load_shard(iteration, number, seeds[number], len(shard)) for number, shard in enumerate(shards)}
-    missing = [number for number, records in done.items() if records is None]
-    world, judge = distributed.world_size(), None
     hinted = ctx.recipe.recipe == "star-rationalizer"
-    for start in tqdm(range(0, len(missing), world), desc=f"iteration {iteration}: sampling", unit="round",
-                      disable=not missing or not distributed.is_main()):
-        mine = {}
-        for number in distributed.my_share(missing[start : start + world]):
-            judge = judge or ctx.load_judge(model_path, MODE, adaptive="off", swap=False)
-            mine[number] = sample_shard(judge, shards[number], seeds[number], hinted=hinted)
-        for number, records in sorted(distributed.gather_records(mine).items()):
-            ctx.run.save_shard(iteration, number, seeds[number], records)
-            done[number] = records
-    release_judge(judge)
-    return [record for number in range(len(shards)) for record in done[number]]
+    judges: list[GenerativeJudge] = []  # loaded on the first missing shard
+
+    def sample(shard: list[JudgeExample], seed: int) -> list[dict]:
+        if not judges:
+            judges.append(ctx.load_judge(model_path, MODE, adaptive="off", swap=False))
+        return sample_shard(judges[0], shard, seed, hinted=hinted)
+
+    records = ctx.sample_shards(iteration, examples, sample, desc="sampling")
+    release_judge(judges[0] if judges else None)
+    return records
 
 
 def fitting_examples(ctx: RecipeContext, iteration: int, examples: list[JudgeExample], model_path: str) -> list[JudgeExample]:
