@@ -32,9 +32,11 @@ class JudgeConfig:
         k: votes per answer order in CoT mode (the maximum when ``adaptive`` is on); paper: 32.
         swap: judge both answer orders and combine them (position-bias debiasing).
         adaptive: early stopping rule for CoT votes: ``off``, ``cannot_flip`` (stop once the
-            majority cannot change) or ``bayes`` (stop once Beta posterior mass on one side of 1/2
-            reaches ``confidence``).
-        confidence: the ``bayes`` rule's confidence.
+            majority cannot change), ``bayes`` (stop once Beta posterior mass on one side of 1/2
+            reaches ``confidence``) or ``predictive`` (stop once the chance that the remaining votes
+            change the maj@``k`` winner is at most ``1 - confidence``; see
+            :func:`~genrm_plugin.votes.is_decided`).
+        confidence: the ``bayes`` and ``predictive`` rules' confidence.
         round_size: votes drawn per round when ``adaptive`` is on.
         seed: sampling seed; the same seed, inputs and batch size give the same result.
         template: judge prompt template (``mt_bench``, ``compact`` or ``tiny``).

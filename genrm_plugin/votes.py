@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-ADAPTIVE_RULES = ("off", "cannot_flip", "bayes")
+ADAPTIVE_RULES = ("off", "cannot_flip", "bayes", "predictive")
 
 
 @dataclass
@@ -64,6 +64,10 @@ def is_decided(count: VoteCount, k: int, rule: str = "cannot_flip", confidence: 
       went to the other side the full-``k`` majority (winner) would be the same.
     * ``bayes``: the posterior Beta(1 + a, 1 + b) puts at least ``confidence`` mass on one side of
       1/2 (a sequential test; it may stop where ``cannot_flip`` would not, at the stated confidence).
+    * ``predictive``: the chance that the votes still to draw change the full-``k`` winner is at
+      most ``1 - confidence`` (:func:`winner_change_probability`): it tests what early stopping must keep,
+      the maj@``k`` verdict, rather than which side of 1/2 the vote share lies on, so it draws more
+      where the count is close and fewer on a clear lead with few votes left.
     """
     if rule not in ADAPTIVE_RULES:
         raise ValueError(f"adaptive rule must be one of {ADAPTIVE_RULES}, got {rule!r}")
@@ -77,7 +81,31 @@ def is_decided(count: VoteCount, k: int, rule: str = "cannot_flip", confidence: 
     if rule == "bayes" and count.a + count.b > 0:
         mass_a = beta_mass_above_half(1 + count.a, 1 + count.b)
         return mass_a >= confidence or mass_a <= 1 - confidence
+    if rule == "predictive" and count.a != count.b:
+        return winner_change_probability(count.a, count.b, remaining) <= 1 - confidence
     return False
+
+
+def winner_change_probability(a: int, b: int, remaining: int) -> float:
+    """P(the full-count winner is not today's leader) after ``remaining`` more votes, given ``a``
+    and ``b`` votes so far: the Beta(1 + a, 1 + b) posterior's predictive (beta-binomial) chance
+    that the trailing side catches up (a tie counts as a change). Every remaining vote is taken as
+    decisive (abstentions only make a change less likely), so the figure is an upper bound."""
+    if a == b:
+        return 1.0
+    lead, trail = max(a, b), min(a, b)
+    needed = math.ceil((lead - trail + remaining) / 2)  # trailing votes among the remaining to draw level
+    if needed > remaining:
+        return 0.0
+
+    def log_beta(x: float, y: float) -> float:
+        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+    prior = log_beta(1 + trail, 1 + lead)
+    return min(1.0, sum(
+        math.comb(remaining, j) * math.exp(log_beta(1 + trail + j, 1 + lead + remaining - j) - prior)
+        for j in range(needed, remaining + 1)
+    ))
 
 
 def beta_mass_above_half(alpha: int, beta: int) -> float:

@@ -42,9 +42,9 @@ def test_quick_demo_writes_the_report(quick_run):
             for key, credits in evaluation[split]["credits"].items():  # per pair: their mean is the accuracy
                 assert len(credits) == QUICK["eval_pairs"] and sum(credits) / len(credits) == pytest.approx(acc[key])
     k = report["config"]["k"]
-    for cot in ("zero-shot", "warm-start", "star-sft", "star-dpo"):
-        assert set(report["judges"][cot]["id"]["accuracy"]) == {f"maj@{j}" for j in powers_of_two(k)}
-        assert report["judges"][cot]["id"]["rationales"] == QUICK["eval_pairs"] * 2 * k
+    for cot, votes in (("zero-shot", 1), ("warm-start", k), ("star-sft", k), ("star-dpo", k)):  # the base: 1 vote
+        assert set(report["judges"][cot]["id"]["accuracy"]) == {f"maj@{j}" for j in powers_of_two(votes)}
+        assert report["judges"][cot]["id"]["rationales"] == QUICK["eval_pairs"] * 2 * votes
     for star in ("star-sft", "star-dpo"):
         # the STaR run's own last held-out evaluation is the ID figure: not judged a second time
         assert report["star_curves"][star]["accuracy"][-1] == report["judges"][star]["id"]["accuracy"][f"maj@{k}"]
@@ -172,6 +172,11 @@ def test_adaptive_replay_stops_where_the_judge_would():
     assert replay["cannot_flip"]["votes_used"] == 6 + 6 + 8 + 8 and replay["cannot_flip"]["votes_fixed"] == 32
     assert replay["cannot_flip"]["agreement"] == 1.0
     assert replay["bayes"]["votes_used"] < replay["cannot_flip"]["votes_used"]  # Beta(5,1) > 0.95 after 4 votes
+    # predictive: after 4-0 a change needs all 4 remaining votes (chance 24/3024 under Beta(1, 5)) -- decided;
+    # after 2-0 it needs 4 of 6 (chance 0.12) -- not yet; the tie is never decided early
+    assert replay["predictive"]["votes_used"] == 4 + 4 + 8 + 8 and replay["predictive"]["agreement"] == 1.0
+    stricter = adaptive_replay([unanimous, split], k=8, round_size=2, rules=("bayes",), confidence=0.99)
+    assert stricter["bayes"]["votes_used"] == 6 + 6 + 8 + 8  # Beta(5,1) mass 0.969 < 0.99 after 4 votes
 
 
 def test_majority_vote_over_final_answers():

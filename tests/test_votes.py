@@ -1,12 +1,15 @@
 """Vote aggregation, ties, all-abstain, swap combination and adaptive stopping."""
 
+import math
 import random
 
 import pytest
 
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.testing import ScriptedBackend, always
-from genrm_plugin.votes import VoteCount, beta_mass_above_half, combine_orders, consistency_rate, is_decided
+from genrm_plugin.votes import (
+    VoteCount, beta_mass_above_half, combine_orders, consistency_rate, winner_change_probability, is_decided,
+)
 
 
 def counted(a, b, abstain=0):
@@ -130,3 +133,56 @@ def test_bad_inputs_name_the_field():
         JudgeConfig(k=0)
     with pytest.raises(ValueError, match="top_p"):
         JudgeConfig(top_p=0)
+
+
+def test_winner_change_probability_is_the_beta_binomial_chance_of_a_change():
+    assert winner_change_probability(1, 0, 1) == pytest.approx(1 / 3)  # one vote to come; P(B) ~ Beta(1, 2) has mean 1/3
+    assert winner_change_probability(5, 0, 3) == 0.0  # cannot flip: the lead exceeds the votes left
+    assert winner_change_probability(2, 2, 10) == 1.0  # no leader yet
+    assert winner_change_probability(0, 3, 5) == pytest.approx(winner_change_probability(3, 0, 5))
+
+    def integrated(a: int, b: int, remaining: int, steps: int = 20000) -> float:
+        needed = math.ceil((abs(a - b) + remaining) / 2)
+        lead, trail = max(a, b), min(a, b)
+        total = norm = 0.0
+        for i in range(steps):
+            p = (i + 0.5) / steps  # the trailing side's vote share
+            density = p**trail * (1 - p) ** lead
+            norm += density
+            total += density * sum(math.comb(remaining, j) * p**j * (1 - p) ** (remaining - j)
+                                   for j in range(needed, remaining + 1))
+        return total / norm
+
+    for a, b, remaining in [(4, 0, 28), (6, 2, 24), (9, 7, 16), (3, 1, 2)]:
+        assert winner_change_probability(a, b, remaining) == pytest.approx(integrated(a, b, remaining), rel=1e-3)
+
+
+def test_predictive_rule_stops_on_a_clear_lead_and_draws_on_a_close_count():
+    assert is_decided(counted(6, 0), k=32, rule="predictive", confidence=0.99)
+    assert not is_decided(counted(2, 0), k=32, rule="predictive", confidence=0.99)
+    assert not is_decided(counted(9, 7), k=32, rule="predictive", confidence=0.99)  # bayes at 0.95 neither
+    assert is_decided(counted(17, 13), k=32, rule="predictive", confidence=0.99)  # 2 left: 4 ahead cannot flip
+    assert is_decided(counted(16, 12), k=32, rule="predictive", confidence=0.95)  # 4 left: a tie needs all 4
+    assert not is_decided(counted(16, 12), k=32, rule="bayes", confidence=0.95)  # the share is near 1/2 (0.77)
+
+
+def test_adaptive_predictive_judge_agrees_with_full_k_and_saves_votes():
+    rng = random.Random(7)
+    k, items = 32, 200
+    streams = {}
+    for item in range(items):
+        bias = rng.choice([0.02, 0.1, 0.9, 0.98, rng.random()])
+        streams[f"q{item}"] = ["junk" if rng.random() < 0.1 else ("[[A]]" if rng.random() < bias else "[[B]]")
+                               for _ in range(k)]
+
+    def script(prompt, i):
+        from genrm_plugin.testing import split_judge_prompt
+        return streams[split_judge_prompt(prompt)[0]][i]
+
+    prompts = list(streams)
+    full = GenerativeJudge(ScriptedBackend(script), JudgeConfig(k=k, swap=False)).compare(prompts, ["a"] * items, ["b"] * items)
+    adaptive = GenerativeJudge(ScriptedBackend(script), JudgeConfig(
+        k=k, swap=False, adaptive="predictive", confidence=0.99, round_size=2)).compare(prompts, ["a"] * items, ["b"] * items)
+    agree = sum(f.winner == a.winner for f, a in zip(full, adaptive)) / items
+    share = sum(a.votes_used for a in adaptive) / sum(f.votes_used for f in full)
+    assert agree >= 0.97 and share < 0.6

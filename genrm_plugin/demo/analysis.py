@@ -15,7 +15,7 @@ import random
 from typing import Any, Sequence
 
 from genrm_plugin.evals.intervals import percentile_interval
-from genrm_plugin.votes import VoteCount, combine_orders, is_decided, side
+from genrm_plugin.votes import ADAPTIVE_RULES, VoteCount, combine_orders, is_decided, side
 
 LEVEL = 0.95
 
@@ -37,7 +37,10 @@ def mean_interval(values: Sequence[float], rounds: int, seed: int) -> dict[str, 
     return {"mean": gain["gain"], "low": gain["low"], "high": gain["high"], "items": gain["items"]}
 
 
-def adaptive_replay(records: Sequence[dict[str, Any]], k: int, round_size: int, rules: Sequence[str] = ("cannot_flip", "bayes"),
+REPLAYED_RULES = tuple(rule for rule in ADAPTIVE_RULES if rule != "off")
+
+
+def adaptive_replay(records: Sequence[dict[str, Any]], k: int, round_size: int, rules: Sequence[str] = REPLAYED_RULES,
                     confidence: float = 0.95) -> dict[str, dict[str, Any]]:
     """For each rule: votes used (share of the fixed 2K per pair) and agreement of its verdict with
     the full-K one, replaying the votes of a maj@``k`` evaluation in the order they were drawn."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from genrm_plugin.demo.analysis import mean_interval, paired_gain
+from genrm_plugin.demo.analysis import REPLAYED_RULES, mean_interval, paired_gain
 from genrm_plugin.evals.tables import percent, percent_ci
 
 COT_TRAINED = ("star-sft", "star-dpo")
@@ -102,7 +102,7 @@ def smoke_checks(results: dict[str, Any], add: Callable[..., None]) -> None:
     judges = results["judges"]
     complete = (all(set(j) >= {"id", "ood", "long"} for j in judges.values())
                 and bool(results["best_of_n"]["strategies"]) and len(results["grpo"]["reward_curve"]) > 0
-                and set(results["voting_cost"]["rules"]) == {"cannot_flip", "bayes"})
+                and set(results["voting_cost"]["rules"]) == set(REPLAYED_RULES))
     add("every stage ran and reported its figures (judges x 3 splits, voting cost, Best-of-N strategies, GRPO)",
         complete, f"{len(judges)} judges, {len(results['best_of_n']['strategies'])} Best-of-N strategies, "
         f"{len(results['grpo']['reward_curve'])} GRPO steps", smoke=True)

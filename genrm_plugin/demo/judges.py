@@ -32,6 +32,9 @@ from genrm_plugin.toy.world import ANSWER_PATTERN, parse_question, rationale_fai
 
 MAX_NEW_TOKENS = 128  # the longest world rationale (3-digit sums: trace, two digit-by-digit checks) is ~100 tokens
 FAITHFULNESS_FILTER = "genrm_plugin.toy.world:rationale_checks_out"  # STaR keeps rationales whose every step holds
+# the base never writes a verdict (its corpus has no [[A]] line): one vote per order shows it, and
+# more votes only repeat the abstentions at the cost of the longest generations in the run
+ZERO_SHOT_K = 1
 MODES = {"zero-shot": "cot", "warm-start": "cot", "star-sft": "cot", "star-dpo": "cot", "genrm": "no_cot", "bt": None}
 
 
@@ -143,7 +146,8 @@ def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_d
     """Preference accuracy of judge ``name`` (a key of :data:`MODES`) on ``data`` at maj@1, 2, ... K
     (CoT). ``finished``: this evaluation, already run (used instead of judging again)."""
     mode = MODES[name]
-    evaluation = finished or run_evaluation(config, mode, model, data, out_dir)
+    evaluation = finished or run_evaluation(config, mode, model, data, out_dir,
+                                            k=ZERO_SHOT_K if name == "zero-shot" else None)
     summary = evaluation.summary
     result = {
         "accuracy": {f"maj@{k}": v for k, v in summary["overall"]["accuracy"].items()},
@@ -161,16 +165,17 @@ def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_d
 
 
 def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path, out_dir: Path,
-                   k: int | None = None, limit: int | None = None) -> PreferenceEvaluation:
+                   k: int | None = None, limit: int | None = None, rationales: bool = True) -> PreferenceEvaluation:
     """``genrm eval preference`` of ``model`` as a ``mode`` judge (``None``: a BT reward model) with
-    ``k`` votes per order (default: the demo's K) on the first ``limit`` pairs."""
+    ``k`` votes per order (default: the demo's K) on the first ``limit`` pairs; ``rationales``: keep
+    the CoT rationales in the records (for :func:`rationale_checks`)."""
     from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
     from genrm_plugin.evals.selection import describe_judge
     from genrm_plugin.judge import GenerativeJudge
 
     eval_config = PreferenceEvalConfig(
         data=str(data), output_dir=str(out_dir), judge_kind="bt" if mode is None else "genrm",
-        order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot" and k is None, limit=limit,
+        order_seed=config.seed, chunk_size=128, save_rationales=mode == "cot" and rationales, limit=limit,
     )
     if mode is None:
         from genrm_plugin.bt_scorer import BTScorer

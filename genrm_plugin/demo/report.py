@@ -94,7 +94,9 @@ def voting_lines(results: dict[str, Any]) -> list[str]:
             "maj@K accuracy: " + ", ".join(f"{key} {percent(v)}" for key, v in acc.items()) + ".", "",
             markdown_table(["rule", "votes", "% of fixed", f"% agree with maj@{k}"], rows), "",
             "The adaptive rules are replayed on the recorded votes, in the judge's rounds (same votes, so "
-            "the agreement measures the stopping rule alone)."]
+            "the agreement measures the stopping rule alone); `bayes` and `predictive` at confidence "
+            f"{voting.get('confidence', 0.95)} (`predictive`: stop once the remaining votes change the maj@{k} "
+            "winner with at most 1 - confidence chance)."]
 
 
 def best_of_n_lines(results: dict[str, Any], rounds: int, seed: int) -> list[str]:

@@ -111,11 +111,12 @@ def voting_cost(config: DemoConfig, name: str, model: Path, data: Path, out_dir:
     """maj@``adaptive_k`` of judge ``name`` on the first ``adaptive_pairs`` ID pairs, and the adaptive
     rules replayed on the same votes (votes used, agreement with the maj@``adaptive_k`` verdict)."""
     k = config.adaptive_k
-    evaluation = run_evaluation(config, "cot", model, data, out_dir, k=k, limit=config.adaptive_pairs)
+    evaluation = run_evaluation(config, "cot", model, data, out_dir, k=k, limit=config.adaptive_pairs, rationales=False)
     summary = evaluation.summary
     return {
         "judge": name, "k": k, "pairs": summary["pairs"],
         "accuracy": {f"maj@{j}": v for j, v in summary["overall"]["accuracy"].items()},
         "credits": evaluation.credits(k),
-        "rules": adaptive_replay(evaluation.records, k, judge_config(config).round_size),
+        "rules": adaptive_replay(evaluation.records, k, judge_config(config).round_size, confidence=config.adaptive_confidence),
+        "confidence": config.adaptive_confidence,
     }
