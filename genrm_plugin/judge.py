@@ -2,8 +2,9 @@
 
 ``compare(prompts, answers_a, answers_b)`` returns one :class:`~genrm_plugin.votes.Preference` per
 item. CoT mode samples up to ``k`` rationales per order and majority-votes their verdicts
-(optionally stopping early once the vote is decided); no-CoT mode reads P(A) from the verdict
-token's log-probabilities in one forward pass. With ``swap`` both answer orders are judged and
+(optionally stopping early once the vote is decided: per order, or -- with a joint rule and
+``swap`` -- once the item's swap-combined verdict is, both orders drawn in lockstep); no-CoT mode
+reads P(A) from the verdict token's log-probabilities in one forward pass. With ``swap`` both answer orders are judged and
 combined (see :mod:`genrm_plugin.votes` for the exact rules). Identical judge prompts within a call
 are judged once.
 """
@@ -17,7 +18,8 @@ from typing import Sequence
 from genrm_plugin.backends.base import JudgeBackend, SamplingConfig
 from genrm_plugin.prompts import TEMPLATES, PromptConfig, judge_messages, parse_verdict, verdict_text
 from genrm_plugin.votes import (
-    ADAPTIVE_RULES, Preference, VoteCount, combine_orders, combine_probabilities, flip_label, is_decided,
+    ADAPTIVE_RULES, JOINT_RULES, Preference, VoteCount, combine_orders, combine_probabilities, flip_label,
+    orders_decided,
 )
 
 JUDGE_MODES = ("cot", "no_cot")
@@ -35,8 +37,11 @@ class JudgeConfig:
             majority cannot change), ``bayes`` (stop once Beta posterior mass on one side of 1/2
             reaches ``confidence``) or ``predictive`` (stop once the chance that the remaining votes
             change the maj@``k`` winner is at most ``1 - confidence``; see
-            :func:`~genrm_plugin.votes.is_decided`).
-        confidence: the ``bayes`` and ``predictive`` rules' confidence.
+            :func:`~genrm_plugin.votes.is_decided`) -- each answer order on its own -- or
+            ``joint_cannot_flip`` / ``joint_predictive``, the same two tests on the item's
+            swap-combined verdict, both orders drawn round by round together (see
+            :func:`~genrm_plugin.votes.orders_decided`; without ``swap`` they test the one order).
+        confidence: the ``bayes``, ``predictive`` and ``joint_predictive`` rules' confidence.
         round_size: votes drawn per round when ``adaptive`` is on.
         seed: sampling seed; the same seed, inputs and batch size give the same result.
         template: judge prompt template (``mt_bench``, ``compact`` or ``tiny``).
@@ -145,16 +150,20 @@ class GenerativeJudge:
             probs = self._verdict_probabilities(texts)
             n = len(orders)
             return [combine_probabilities(probs[i], probs[n + i] if cfg.swap else None, cfg.swap) for i in range(n)]
-        counts = self._vote(texts, cfg)
         n = len(orders)
+        joint = cfg.swap and cfg.adaptive in JOINT_RULES
+        counts = self._vote(texts, cfg, [(i, n + i) for i in range(n)] if joint else [(i,) for i in range(len(texts))])
         return [combine_orders(counts[i], counts[n + i] if cfg.swap else None) for i in range(n)]
 
     # -- CoT votes ------------------------------------------------------------------------------
-    def _vote(self, texts: list[str], cfg: JudgeConfig) -> list[VoteCount]:
+    def _vote(self, texts: list[str], cfg: JudgeConfig, items: list[tuple[int, ...]]) -> list[VoteCount]:
+        """Votes for each of ``texts``, drawn in rounds until every item (a tuple of indices into
+        ``texts``: its orders) is decided by :func:`~genrm_plugin.votes.orders_decided`; a decided
+        item stays decided. A prompt text shared by items is drawn once, while any of them is not."""
         unique = list(dict.fromkeys(texts))  # identical judge prompts are judged once
         counts = {t: VoteCount() for t in unique}
         per_round = cfg.k if cfg.adaptive == "off" else min(cfg.round_size, cfg.k)
-        active, drawn, round_index = unique, 0, 0
+        active, pending, drawn, round_index = unique, items, 0, 0
         while active:
             n = min(per_round, cfg.k - drawn)
             outputs = self.backend.generate(active, n, cfg.sampling(), seed=_round_seed(cfg.seed, round_index))
@@ -163,7 +172,10 @@ class GenerativeJudge:
                     counts[text].add(parse_verdict(sample), sample)
             drawn += n
             round_index += 1
-            active = [t for t in active if not is_decided(counts[t], cfg.k, cfg.adaptive, cfg.confidence)]
+            pending = [item for item in pending
+                       if not orders_decided([counts[texts[i]] for i in item], cfg.k, cfg.adaptive, cfg.confidence)]
+            undecided = {texts[i] for item in pending for i in item}
+            active = [t for t in active if t in undecided]
         return [_copy(counts[t]) for t in texts]
 
     # -- no-CoT ---------------------------------------------------------------------------------

@@ -9,14 +9,21 @@ Conventions (documented once, used everywhere):
 * Position swap: the second order judged (B, A); its probability is flipped (1 - p) and the two
   orders are averaged. If one order abstained entirely, the other order's probability is used.
   An item is position-consistent when both orders have a winner and they name the same answer.
+* Early stopping: per order (:func:`is_decided`) or jointly on the item's combined verdict
+  (:func:`orders_decided`, the ``joint_*`` rules), the only way to keep a swapped maj@K verdict
+  that position bias leaves to a few stray votes.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Sequence
 
-ADAPTIVE_RULES = ("off", "cannot_flip", "bayes", "predictive")
+JOINT_RULES = ("joint_cannot_flip", "joint_predictive")
+ADAPTIVE_RULES = ("off", "cannot_flip", "bayes", "predictive", *JOINT_RULES)
 
 
 @dataclass
@@ -68,9 +75,12 @@ def is_decided(count: VoteCount, k: int, rule: str = "cannot_flip", confidence: 
       most ``1 - confidence`` (:func:`winner_change_probability`): it tests what early stopping must keep,
       the maj@``k`` verdict, rather than which side of 1/2 the vote share lies on, so it draws more
       where the count is close and fewer on a clear lead with few votes left.
+    * ``joint_cannot_flip``, ``joint_predictive``: :func:`orders_decided` on this one order.
     """
     if rule not in ADAPTIVE_RULES:
         raise ValueError(f"adaptive rule must be one of {ADAPTIVE_RULES}, got {rule!r}")
+    if rule in JOINT_RULES:
+        return orders_decided([count], k, rule, confidence)
     remaining = k - count.total
     if remaining <= 0:
         return True
@@ -97,15 +107,98 @@ def winner_change_probability(a: int, b: int, remaining: int) -> float:
     needed = math.ceil((lead - trail + remaining) / 2)  # trailing votes among the remaining to draw level
     if needed > remaining:
         return 0.0
-
-    def log_beta(x: float, y: float) -> float:
-        return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
-
-    prior = log_beta(1 + trail, 1 + lead)
+    prior = _log_beta(1 + trail, 1 + lead)
     return min(1.0, sum(
-        math.comb(remaining, j) * math.exp(log_beta(1 + trail + j, 1 + lead + remaining - j) - prior)
+        math.comb(remaining, j) * math.exp(_log_beta(1 + trail + j, 1 + lead + remaining - j) - prior)
         for j in range(needed, remaining + 1)
     ))
+
+
+def orders_decided(counts: Sequence[VoteCount], k: int, rule: str = "joint_predictive",
+                   confidence: float = 0.95) -> bool:
+    """Whether drawing more votes (up to ``k`` per order) is no longer needed for one item judged
+    in ``counts`` = [first order] or [first order, swapped order] (the swapped order's votes as the
+    judge cast them, first-shown = "A"; :func:`combine_orders` flips them).
+
+    The joint rules decide on the item's combined verdict -- the side of 1/2 of the swap-combined
+    P(A > B), a tie (exactly 1/2) and all-abstain being verdicts of their own -- which no per-order
+    rule can keep: two unanimous but position-biased orders average to a tie that a few stray
+    votes of the full count would break.
+
+    * ``joint_cannot_flip``: no way of casting the votes still to draw (A, B or abstain, in each
+      order) changes the combined verdict.
+    * ``joint_predictive``: the chance that they change it is at most ``1 - confidence``
+      (:func:`verdict_change_probability`).
+    * a per-order rule: every order is decided by :func:`is_decided`.
+    """
+    if not 1 <= len(counts) <= 2:
+        raise ValueError(f"orders_decided takes one or two orders' counts, got {len(counts)}")
+    if rule not in JOINT_RULES:
+        return all(is_decided(count, k, rule, confidence) for count in counts)
+    if all(count.total >= k for count in counts):
+        return True
+    if _verdict_fixed(counts, k):
+        return True
+    return rule == "joint_predictive" and verdict_change_probability(counts, k) <= 1 - confidence
+
+
+def _original_votes(count: VoteCount, order: int) -> tuple[int, int]:
+    """(votes for A, votes for B) of one order in the original labelling (order 1 is swapped)."""
+    return (count.b, count.a) if order == 1 else (count.a, count.b)
+
+
+def _verdict_fixed(counts: Sequence[VoteCount], k: int) -> bool:
+    """The joint cannot-flip test: the combined share stays on one side of 1/2 whatever comes --
+    each order's share lies between all remaining votes against A and all for A."""
+    lows, highs = [], []
+    for order, count in enumerate(counts):
+        remaining = max(k - count.total, 0)
+        a, b = _original_votes(count, order)
+        if a + b == 0 and remaining:
+            return False  # an order without a decisive vote may still end anywhere in [0, 1], or none
+        if a + b:
+            lows.append(Fraction(a, a + b + remaining))
+            highs.append(Fraction(a + remaining, a + b + remaining))
+    half = Fraction(1, 2)
+    return bool(lows) and (sum(lows) / len(lows) > half or sum(highs) / len(highs) < half)
+
+
+def verdict_change_probability(counts: Sequence[VoteCount], k: int) -> float:
+    """P(the combined verdict after drawing up to ``k`` votes per order differs from today's) for
+    one item's ``counts`` (as in :func:`orders_decided`). Each order's remaining votes follow the
+    beta-binomial predictive of its Beta(1 + a, 1 + b) posterior, the orders independently, and
+    every remaining vote is taken as decisive (abstentions only keep shares where they are)."""
+    now = combined_verdict([(a, a + b) for a, b in (_original_votes(c, order) for order, c in enumerate(counts))])
+    outcomes = [_final_votes(count, k, order) for order, count in enumerate(counts)]
+    change = sum(math.prod(p for p, _ in combo) for combo in itertools.product(*outcomes)
+                 if combined_verdict([votes for _, votes in combo]) != now)
+    return min(1.0, change)
+
+
+def _final_votes(count: VoteCount, k: int, order: int) -> list[tuple[float, tuple[int, int]]]:
+    """(probability, (A votes, decisive votes)) of each final count of one order, A in the original
+    labelling: the beta-binomial predictive of the remaining votes, all taken as decisive."""
+    remaining = max(k - count.total, 0)
+    a, b = _original_votes(count, order)
+    prior = _log_beta(1 + a, 1 + b)
+    return [(math.comb(remaining, j) * math.exp(_log_beta(1 + a + j, 1 + b + remaining - j) - prior),
+             (a + j, a + b + remaining)) for j in range(remaining + 1)]
+
+
+def combined_verdict(a_votes: Sequence[tuple[int, int]]) -> int | None:
+    """The swap-combined verdict from each order's (A votes, decisive votes) in the original
+    labelling, in exact integer arithmetic: 1 (A), -1 (B), 0 (a tie: the mean share is 1/2) or
+    ``None`` (every order abstained) -- :func:`side` of :func:`combine_orders`' ``p_a``."""
+    known = [(a, n) for a, n in a_votes if n > 0]
+    if not known:
+        return None
+    common = math.prod(n for _, n in known)
+    twice_sum, count_times = sum(2 * a * (common // n) for a, n in known), len(known) * common
+    return (twice_sum > count_times) - (twice_sum < count_times)
+
+
+def _log_beta(x: float, y: float) -> float:
+    return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
 
 
 def beta_mass_above_half(alpha: int, beta: int) -> float:

@@ -11,7 +11,7 @@ from genrm_plugin.demo.base_model import length_sorted_steps
 from genrm_plugin.demo.config import QUICK, DemoConfig
 from genrm_plugin.evals.intervals import powers_of_two
 
-JUDGES = {"zero-shot", "warm-start", "bt", "genrm", "star-sft", "star-dpo"}
+JUDGES = {"zero-shot", "warm-start", "bt", "genrm", "star-sft", "star-dpo", "cloud", "synthetic-critique-rm"}
 SPLITS = ("id", "ood", "long")
 STRATEGIES = {"judge (reference)", "judge (knockout)", "judge (round_robin)", "majority vote (final answers)", "random",
               "oracle"}

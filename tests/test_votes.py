@@ -1,5 +1,6 @@
-"""Vote aggregation, ties, all-abstain, swap combination and adaptive stopping."""
+"""Vote aggregation, ties, all-abstain, swap combination and adaptive stopping (per order and joint)."""
 
+import itertools
 import math
 import random
 
@@ -7,8 +8,10 @@ import pytest
 
 from genrm_plugin.judge import GenerativeJudge, JudgeConfig
 from genrm_plugin.testing import ScriptedBackend, always
+from genrm_plugin.testing import split_judge_prompt
 from genrm_plugin.votes import (
-    VoteCount, beta_mass_above_half, combine_orders, consistency_rate, winner_change_probability, is_decided,
+    VoteCount, beta_mass_above_half, combine_orders, combined_verdict, consistency_rate, is_decided, orders_decided,
+    side, verdict_change_probability, winner_change_probability,
 )
 
 
@@ -17,6 +20,24 @@ def counted(a, b, abstain=0):
     for v in ["A"] * a + ["B"] * b + [None] * abstain:
         c.add(v)
     return c
+
+
+def of_labels(labels):
+    """A VoteCount of a recorded label string ("A", "B", anything else abstains)."""
+    c = VoteCount()
+    for label in labels:
+        c.add(label if label in "AB" else None)
+    return c
+
+
+def verdict(counts):
+    """The item's combined verdict as the judge reports it: the side of combine_orders' p_a."""
+    return side(combine_orders(*counts).p_a)
+
+
+# Measured on the demo (seed 2): a position-biased judge names the second-shown answer in both orders
+# (judge's labelling: order 1 votes "B" = B, the swapped order votes "B" = A) with three stray votes.
+BIASED = ["B" * 32, "BBBBBBBBBBBBBBBBBBBABBBABBABBBBB"]
 
 
 def test_vote_share_ties_and_all_abstain():
@@ -186,3 +207,117 @@ def test_adaptive_predictive_judge_agrees_with_full_k_and_saves_votes():
     agree = sum(f.winner == a.winner for f, a in zip(full, adaptive)) / items
     share = sum(a.votes_used for a in adaptive) / sum(f.votes_used for f in full)
     assert agree >= 0.97 and share < 0.6
+
+
+def test_combined_verdict_is_the_side_of_the_combined_share():
+    rng = random.Random(3)
+    for _ in range(2000):
+        counts = [counted(rng.randrange(5), rng.randrange(5), rng.randrange(2)) for _ in range(rng.choice([1, 2]))]
+        original = [(c.a, c.a + c.b) if order == 0 else (c.b, c.a + c.b) for order, c in enumerate(counts)]
+        expected = {"A": 1, "B": -1, None: None if combine_orders(*counts).p_a is None else 0}[verdict(counts)]
+        assert combined_verdict(original) == expected
+
+
+def test_joint_cannot_flip_is_exact_on_every_small_state():
+    """Decided exactly when no completion of the remaining votes (A, B or abstain, per order) changes the verdict."""
+    k = 3
+    states = [(a, b, t - a - b) for t in range(k + 1) for a in range(t + 1) for b in range(t - a + 1)]
+    for first, second in itertools.product(states, repeat=2):
+        if sum(first) != sum(second):
+            continue  # the judge draws both orders in lockstep
+        counts = [counted(*first), counted(*second)]
+        remaining = k - sum(first)
+        finals = {verdict([counted(*(x + y for x, y in zip(first, extra1))), counted(*(x + y for x, y in zip(second, extra2)))])
+                  for extra1 in _completions(remaining) for extra2 in _completions(remaining)}
+        assert orders_decided(counts, k, "joint_cannot_flip") == (len(finals) == 1), (first, second)
+
+
+def _completions(remaining):
+    return [(a, b, remaining - a - b) for a in range(remaining + 1) for b in range(remaining - a + 1)]
+
+
+def test_joint_rules_on_one_order_match_the_per_order_rules():
+    for a, b, abstain in [(5, 0, 0), (4, 1, 0), (9, 7, 0), (16, 12, 0), (17, 13, 0), (6, 0, 2), (3, 3, 0)]:
+        count = counted(a, b, abstain)
+        assert is_decided(count, 8 if a + b + abstain <= 8 else 32, "joint_cannot_flip") == is_decided(
+            count, 8 if a + b + abstain <= 8 else 32, "cannot_flip")
+        if a != b:
+            assert verdict_change_probability([count], 32) == pytest.approx(
+                winner_change_probability(a, b, 32 - count.total))
+
+
+def test_verdict_change_probability_matches_a_simulation():
+    rng = random.Random(11)
+    for first, second, k in [((0, 6, 0), (0, 6, 0), 32), ((5, 1, 0), (1, 4, 1), 16), ((3, 0, 0), (0, 3, 0), 8)]:
+        counts = [counted(*first), counted(*second)]
+        now, changed, runs = verdict(counts), 0, 20000
+        for _ in range(runs):
+            finals = []
+            for c in counts:  # draw each order's share from its posterior, then its remaining votes
+                p = rng.betavariate(1 + c.a, 1 + c.b)
+                extra = sum(rng.random() < p for _ in range(k - c.total))
+                finals.append(counted(c.a + extra, c.b + k - c.total - extra, c.abstain))
+            changed += verdict(finals) != now
+        assert verdict_change_probability(counts, k) == pytest.approx(changed / runs, abs=0.015)
+
+
+def test_joint_rules_keep_the_measured_position_biased_verdict():
+    from genrm_plugin.demo.analysis import adaptive_replay
+
+    full = verdict([of_labels(labels) for labels in BIASED])
+    assert full == "B" and combine_orders(*map(of_labels, BIASED)).p_a == pytest.approx(0.453125)
+    # stopped early per order, both orders are unanimous and average to a tie: a per-order rule misses
+    assert verdict([of_labels(labels[:6]) for labels in BIASED]) is None
+    assert orders_decided([of_labels(labels[:6]) for labels in BIASED], 32, "predictive", 0.99)
+    for rule in ("joint_cannot_flip", "joint_predictive"):
+        for stop in range(2, 20, 2):  # a tie, unanimous so far: no joint rule stops before the first stray vote
+            assert not orders_decided([of_labels(labels[:stop]) for labels in BIASED], 32, rule, 0.99), (rule, stop)
+    consistent = {"votes": ["A" * 32, "B" * 32]}
+    replay = adaptive_replay([{"votes": BIASED}, consistent], k=32, round_size=2, confidence=0.99)
+    assert replay["predictive"]["agreement"] == 0.5
+    assert replay["joint_predictive"]["agreement"] == replay["joint_cannot_flip"]["agreement"] == 1.0
+    assert replay["joint_predictive"]["votes_used"] < 64 + 64  # the consistent pair stops early
+    assert replay["joint_predictive"]["votes_fixed"] == 128
+
+
+def scripted_orders(streams):
+    """A scripted judge whose i-th vote on (question, first-shown answer) is streams[question][order][i]."""
+    def script(prompt, i):
+        question, first, _ = split_judge_prompt(prompt)
+        label = streams[question][0 if first == "a" else 1][i]
+        return f"[[{label}]]" if label in "AB" else "no verdict"
+    return ScriptedBackend(script)
+
+
+@pytest.mark.parametrize("rule,confidence", [("joint_cannot_flip", 0.95), ("joint_predictive", 0.99)])
+def test_joint_adaptive_judge_agrees_with_full_k_and_counts_the_votes(rule, confidence):
+    rng = random.Random(5)
+    k, items = 32, 120
+    streams = {}
+    for item in range(items):
+        bias = rng.choice([0.02, 0.98, "position", rng.random()])
+        order_bias = [bias, 1 - bias] if bias != "position" else [0.03, 0.97]  # position: always the second shown
+        streams[f"q{item}"] = ["".join("-" if rng.random() < 0.05 else ("A" if rng.random() < p else "B")
+                                       for _ in range(k)) for p in order_bias]
+    streams["q0"] = BIASED
+    prompts = list(streams)
+    full = GenerativeJudge(scripted_orders(streams), JudgeConfig(k=k)).compare(prompts, ["a"] * items, ["b"] * items)
+    backend = scripted_orders(streams)
+    adaptive = GenerativeJudge(backend, JudgeConfig(k=k, adaptive=rule, confidence=confidence, round_size=2)).compare(
+        prompts, ["a"] * items, ["b"] * items)
+    per_order = GenerativeJudge(scripted_orders(streams), JudgeConfig(k=k, adaptive="predictive", confidence=confidence,
+                                                                      round_size=2)).compare(prompts, ["a"] * items, ["b"] * items)
+    assert per_order[0].winner != full[0].winner  # the measured miss, on the judge itself
+    assert adaptive[0].winner == full[0].winner
+    agree = sum(f.winner == a.winner for f, a in zip(full, adaptive)) / items
+    assert agree == 1.0 if rule == "joint_cannot_flip" else agree >= 0.98
+    for question, pref in zip(prompts, adaptive):
+        texts = [t for t in backend.drawn if split_judge_prompt(t)[0] == question]
+        drawn = [backend.drawn[t] for t in texts]
+        assert len(drawn) == 2 and drawn[0] == drawn[1] <= k  # both orders drawn in lockstep
+        assert pref.votes_used == sum(drawn) == pref.votes_a + pref.votes_b + pref.abstain
+        expected = [of_labels(streams[question][order][: drawn[0]]) for order in (0, 1)]
+        assert (pref.votes_a, pref.votes_b, pref.abstain) == (
+            expected[0].a + expected[1].b, expected[0].b + expected[1].a, expected[0].abstain + expected[1].abstain)
+    share = sum(a.votes_used for a in adaptive) / sum(f.votes_used for f in full)
+    assert share < (0.75 if rule == "joint_cannot_flip" else 0.4)

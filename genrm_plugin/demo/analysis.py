@@ -3,10 +3,11 @@
 * :func:`paired_gain` -- the mean difference of two paired outcome lists (same pairs, same
   problems) with a 95% percentile interval from a paired bootstrap (pairs resampled together);
   a gain "holds" only where the whole interval clears zero.
-* :func:`adaptive_replay` -- the judge's adaptive rules (:func:`genrm_plugin.votes.is_decided`,
-  in rounds of ``JudgeConfig.round_size`` as :class:`~genrm_plugin.judge.GenerativeJudge` draws)
-  replayed on recorded fixed-K votes: votes used and agreement with the full-K verdict. Replaying
-  isolates the stopping rule from sampling noise (both see the same votes).
+* :func:`adaptive_replay` -- the judge's adaptive rules (:func:`genrm_plugin.votes.orders_decided`,
+  in rounds of ``JudgeConfig.round_size`` as :class:`~genrm_plugin.judge.GenerativeJudge` draws:
+  each order on its own for a per-order rule, both orders in lockstep for a joint one) replayed on
+  recorded fixed-K votes: votes used and agreement with the full-K verdict. Replaying isolates the
+  stopping rule from sampling noise (both see the same votes).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 from typing import Any, Sequence
 
 from genrm_plugin.evals.intervals import percentile_interval
-from genrm_plugin.votes import ADAPTIVE_RULES, VoteCount, combine_orders, is_decided, side
+from genrm_plugin.votes import ADAPTIVE_RULES, JOINT_RULES, VoteCount, combine_orders, orders_decided, side
 
 LEVEL = 0.95
 
@@ -48,7 +49,7 @@ def adaptive_replay(records: Sequence[dict[str, Any]], k: int, round_size: int, 
     for rule in rules:
         used = agree = 0
         for record in records:
-            counts = [_stopped(labels[:k], k, rule, round_size, confidence) for labels in record["votes"]]
+            counts = _stopped([labels[:k] for labels in record["votes"]], k, rule, round_size, confidence)
             full = [_count(labels[:k]) for labels in record["votes"]]
             used += sum(c.total for c in counts)
             agree += side(combine_orders(*counts).p_a) == side(combine_orders(*full).p_a)
@@ -65,12 +66,16 @@ def _count(labels: str) -> VoteCount:
     return count
 
 
-def _stopped(labels: str, k: int, rule: str, round_size: int, confidence: float) -> VoteCount:
-    """The votes an adaptive judge would have drawn of ``labels`` before ``rule`` stopped it."""
-    count = VoteCount()
-    for start in range(0, len(labels), round_size):
-        for label in labels[start : start + round_size]:
-            count.add(label if label in "AB" else None)
-        if is_decided(count, k, rule, confidence):
-            break
-    return count
+def _stopped(orders: Sequence[str], k: int, rule: str, round_size: int, confidence: float) -> list[VoteCount]:
+    """The votes an adaptive judge would have drawn of each order's labels in ``orders`` before ``rule``
+    stopped it: a joint rule stops both orders together, a per-order rule each on its own."""
+    counts = [VoteCount() for _ in orders]
+    groups = [list(range(len(orders)))] if rule in JOINT_RULES else [[order] for order in range(len(orders))]
+    for group in groups:
+        for start in range(0, max(len(orders[order]) for order in group), round_size):
+            for order in group:
+                for label in orders[order][start : start + round_size]:
+                    counts[order].add(label if label in "AB" else None)
+            if orders_decided([counts[order] for order in group], k, rule, confidence):
+                break
+    return counts

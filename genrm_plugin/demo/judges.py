@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from genrm_plugin.demo.base_model import TEMPLATE
-from genrm_plugin.demo.config import DemoConfig
+from genrm_plugin.demo.config import CRITIQUE_RMS, DemoConfig
 from genrm_plugin.evals.preference import PreferenceEvaluation
 from genrm_plugin.judge import JudgeConfig
 from genrm_plugin.prompts import parse_verdict
@@ -70,6 +70,8 @@ def model_args(config: DemoConfig, recipe: str):
 def learning_rate(config: DemoConfig, recipe: str) -> float:
     if uses_lora(config, recipe):
         return config.lora_learning_rate
+    if recipe in CRITIQUE_RMS:
+        return config.critique_learning_rate
     return config.dpo_learning_rate if recipe == "star-dpo" else config.judge_learning_rate
 
 
@@ -79,7 +81,8 @@ def train_config(config: DemoConfig, batch_size: int = 16, recipe: str = "") -> 
     if recipe == "star-dpo" and config.dpo_sft_weight > 0:
         rpo = dict(loss_type=["sigmoid", "sft"], loss_weights=[1.0, config.dpo_sft_weight])
     return TrainConfig(
-        learning_rate=learning_rate(config, recipe), num_train_epochs=config.judge_epochs,
+        learning_rate=learning_rate(config, recipe),
+        num_train_epochs=config.critique_epochs if recipe in CRITIQUE_RMS else config.judge_epochs,
         per_device_train_batch_size=batch_size, lr_scheduler_type="constant", logging_steps=5, max_length=256,
         beta=config.dpo_beta, **rpo,
     )
@@ -148,20 +151,27 @@ def evaluate_judge(config: DemoConfig, name: str, model: Path, data: Path, out_d
     mode = MODES[name]
     evaluation = finished or run_evaluation(config, mode, model, data, out_dir,
                                             k=ZERO_SHOT_K if name == "zero-shot" else None)
-    summary = evaluation.summary
-    result = {
-        "accuracy": {f"maj@{k}": v for k, v in summary["overall"]["accuracy"].items()},
-        "consistency": summary["overall"]["consistency"][str(summary["ks"][-1])],
-        "by_mistake": {s: g["accuracy"][str(summary["ks"][-1])] for s, g in summary["subsets"].items()},
-        "pairs": summary["pairs"],
-    }
-    result["credits"] = {f"maj@{k}": evaluation.credits(int(k)) for k in summary["ks"]}
+    result = evaluation_figures(evaluation)
     if mode == "cot":
         from genrm_plugin.data import load_preferences
 
         questions = [pair.prompt for pair in load_preferences(str(data))]
         result.update(rationale_checks(evaluation.records, questions))
     return result
+
+
+def evaluation_figures(evaluation: PreferenceEvaluation) -> dict[str, Any]:
+    """What the report reads of one evaluation: accuracy at each maj@k, consistency and accuracy by
+    mistake kind at the largest k, the pair count, and per-pair credits (for paired intervals)."""
+    summary = evaluation.summary
+    top = str(summary["ks"][-1])
+    return {
+        "accuracy": {f"maj@{k}": v for k, v in summary["overall"]["accuracy"].items()},
+        "consistency": summary["overall"]["consistency"][top],
+        "by_mistake": {s: g["accuracy"][top] for s, g in summary["subsets"].items()},
+        "pairs": summary["pairs"],
+        "credits": {f"maj@{k}": evaluation.credits(int(k)) for k in summary["ks"]},
+    }
 
 
 def run_evaluation(config: DemoConfig, mode: str | None, model: Path, data: Path, out_dir: Path,

@@ -15,9 +15,10 @@ from genrm_plugin.demo.checks import acceptance, top_accuracy
 from genrm_plugin.evals.plots import plot_grouped_bars, plot_lines
 from genrm_plugin.evals.tables import markdown_table, percent, percent_ci
 
-JUDGE_ORDER = ("zero-shot", "warm-start", "bt", "genrm", "star-sft", "star-dpo")
+JUDGE_ORDER = ("zero-shot", "warm-start", "bt", "genrm", "star-sft", "star-dpo", "cloud", "synthetic-critique-rm")
 LABELS = {"zero-shot": "zero-shot (base)", "warm-start": "warm start (seed SFT)", "bt": "BT reward model",
-          "genrm": "GenRM (no CoT)", "star-sft": "STaR-SFT (CoT)", "star-dpo": "STaR-DPO (CoT)"}
+          "genrm": "GenRM (no CoT)", "star-sft": "STaR-SFT (CoT)", "star-dpo": "STaR-DPO (CoT)",
+          "cloud": "CLoud (critique + reward head)", "synthetic-critique-rm": "Synthetic-Critiques RM"}
 SPLIT_LABELS = {"id": "ID", "ood": "OOD a-b", "long": "long a+b"}  # 2-digit sums; differences (transfer); 3-digit sums
 
 

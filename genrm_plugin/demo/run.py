@@ -6,7 +6,9 @@ same folder reuses finished judges, evaluations and the cached base model):
 1. the base model (pretrained on the world's corpus; cached across runs, see :mod:`.base_model`);
 2. the world's data files (train / eval_id / eval_ood, :mod:`.world_data`);
 3. judges: zero-shot (the base), warm start (seed critiques), then the recipes of
-   ``genrm train`` -- BT, GenRM (no CoT) from the base, STaR-SFT and STaR-DPO from the warm start;
+   ``genrm train`` -- BT, GenRM (no CoT) from the base, STaR-SFT and STaR-DPO from the warm start,
+   and the pointwise critique reward models (CLoud, Synthetic-Critiques RM; :mod:`.critique_rms`)
+   from the warm start;
 4. evaluation of every judge on every split (``genrm eval preference``, maj@1 .. maj@K,
    faithfulness of the rationales; a STaR judge's ID evaluation is its run's last held-out one);
 5. the voting cost of the best trained CoT judge: maj@``adaptive_k`` against the adaptive rules;
@@ -26,6 +28,7 @@ from typing import Any, Iterator
 from genrm_plugin.demo.analysis import adaptive_replay
 from genrm_plugin.demo.base_model import ensure_base
 from genrm_plugin.demo.config import DemoConfig
+from genrm_plugin.demo.critique_rms import CRITIQUE_RMS, evaluate_critique_rm, train_critique_rms
 from genrm_plugin.demo.judges import (
     evaluate_judge, final_evaluation, judge_config, run_evaluation, star_faithfulness, train_recipe, warm_start,
 )
@@ -61,14 +64,22 @@ def run_demo(config: DemoConfig) -> tuple[dict[str, Any], str]:
     with stage("warm start", timings):
         warm, warm_info = warm_start(config, base, out / "judges")
     models: dict[str, Path] = {"zero-shot": base, "warm-start": warm}
-    for recipe in config.judges:
+    for recipe in (r for r in config.judges if r not in CRITIQUE_RMS):
         with stage(f"train {recipe}", timings):
             models[recipe] = train_recipe(config, recipe, warm if recipe.startswith("star-") else base, data, out / "judges")
+    if "cloud" in config.judges:
+        with stage("train critique RMs", timings):
+            critique_rms = train_critique_rms(config, warm, data, out / "judges")
+        models.update((name, critique_rms[name]) for name in CRITIQUE_RMS if name in config.judges)
     evaluations = {}
     for name, model in models.items():
         with stage(f"evaluate {name}", timings):
             # a STaR run already evaluated its final judge on the ID split (its last iteration's eval)
             finished = {"id": final_evaluation(config, name, out / "judges")} if name.startswith("star-") else {}
+            if name in CRITIQUE_RMS:
+                evaluations[name] = {split: evaluate_critique_rm(config, name, model, data[split], out / "evals" / name / split)
+                                     for split in EVAL_SPLITS}
+                continue
             evaluations[name] = {split: evaluate_judge(config, name, model, data[split], out / "evals" / name / split,
                                                        finished=finished.get(split))
                                  for split in EVAL_SPLITS}
