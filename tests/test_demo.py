@@ -23,7 +23,7 @@ def quick_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     cmd = [sys.executable, "-m", "genrm_plugin.cli", "demo", "--quick", "--output_dir", str(root / "run"),
            "--cache_dir", str(root / "cache")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)  # 49 s alone; 516 s measured beside other test runs
     assert done.returncode == 0, done.stderr[-3000:]
     return root, done.stdout, json.loads((root / "run" / "report.json").read_text())
 
