@@ -180,3 +180,37 @@ def test_prompt_seed_is_stable_and_prompt_specific():
     assert prompt_seed(1, "x") == prompt_seed(1, "x")
     assert prompt_seed(1, "x") != prompt_seed(1, "y") != prompt_seed(2, "y")
     assert 0 <= prompt_seed(123, "z") < 2**31 - 1
+
+
+def test_critique_rm_writes_critiques_on_vllm(vllm_backend, hf_backend, tiny_dir, tmp_path):
+    """A critique RM whose critic runs on the vLLM engine (CLoud layout: the tiny model + a reward
+    head): greedy critiques as the transformers backend writes them, then hundreds of items x k=4
+    sampled critiques in one call, every reward finite and read by the same head."""
+    import math
+    import shutil
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from genrm_plugin.critique_scorer import CritiqueConfig, CritiqueScorer, RewardHead, load_reward_head, save_reward_head
+
+    folder = tmp_path / "cloud"
+    shutil.copytree(tiny_dir, folder)
+    torch.manual_seed(0)
+    save_reward_head(folder, torch.nn.Linear(AutoModelForCausalLM.from_pretrained(folder).config.hidden_size, 1), {})
+    head = RewardHead(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32), load_reward_head(folder))
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    greedy = CritiqueConfig(max_new_tokens=12)
+    on_vllm = CritiqueScorer("cloud", vllm_backend, head, tokenizer, greedy)
+    on_hf = CritiqueScorer("cloud", hf_backend, head, tokenizer, greedy)
+    got, want = on_vllm.score_critiqued(QUESTIONS, ANSWERS_A), on_hf.score_critiqued(QUESTIONS, ANSWERS_A)
+    assert [g.critiques for g in got] == [w.critiques for w in want]
+    assert [g.reward for g in got] == pytest.approx([w.reward for w in want], abs=1e-5)
+
+    many = CritiqueScorer("cloud", vllm_backend, head, tokenizer, CritiqueConfig(k=4, temperature=1.0, max_new_tokens=12))
+    questions = [f"What is {i} + {2 * i}?" for i in range(240)]
+    scores = many.score_critiqued(questions, [f"{i} + {2 * i} = {3 * i + i % 2}." for i in range(240)])
+    assert len(scores) == 240 and all(len(s.critiques) == 4 and len(s.rewards) == 4 for s in scores)
+    assert all(math.isfinite(r) for s in scores for r in s.rewards)
+    assert all(s.reward == pytest.approx(sum(s.rewards) / 4) for s in scores)
+    assert len({c for s in scores for c in s.critiques}) > 240  # sampled: not one critique repeated
