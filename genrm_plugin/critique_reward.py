@@ -173,7 +173,7 @@ class CritiqueReward:
 
     def bounded(self, questions: Sequence[str], responses: Sequence[str]) -> list[tuple[str, str]]:
         """Each (question, response) cut to the item limits (characters first, then tokens)."""
-        return [(q, r) for q, r in self.limits.apply(list(zip(questions, responses)))]
+        return self.limits.apply(list(zip(questions, responses)))  # tuples: hashable, deduplicated by the caller
 
     def item_tokens(self, fallback_context: int) -> int:
         """Tokens one item (question + response) may hold: ``max_item_tokens``, else what the

@@ -59,15 +59,19 @@ def train_critique_rms(config: DemoConfig, start: Path, data: dict[str, Path], r
     return finals
 
 
-def evaluate_critique_rm(config: DemoConfig, name: str, model: Path, data: Path, out_dir: Path) -> dict[str, Any]:
-    """Preference accuracy of critique RM ``name`` on ``data`` (one greedy critique per answer), in the
-    shape of :func:`genrm_plugin.demo.judges.evaluate_judge`'s results."""
+def evaluate_critique_rm(config: DemoConfig, name: str, model: Path, splits: dict[str, Path], out_dir: Path) -> dict[str, Any]:
+    """Preference accuracy of critique RM ``name`` on each split of ``splits`` (one greedy critique per
+    answer; the model is loaded once), in the shape of :func:`genrm_plugin.demo.judges.evaluate_judge`'s
+    results, by split."""
     from genrm_plugin.critique_scorer import CritiqueConfig, CritiqueScorer
     from genrm_plugin.evals.preference import PreferenceEvalConfig, evaluate_preferences
 
     scorer = CritiqueScorer.from_pretrained(model, config=CritiqueConfig(max_new_tokens=MAX_NEW_TOKENS, seed=config.seed),
                                             batch_size=config.generation_batch_size)
-    eval_config = PreferenceEvalConfig(data=str(data), output_dir=str(out_dir), judge_kind=name, critique_model=str(model),
-                                       order_seed=config.seed, chunk_size=128)
-    evaluate_preferences(eval_config, scorer=scorer, judge_info={"model": str(model), "judge": f"CritiqueScorer ({name})"})
-    return evaluation_figures(PreferenceEvaluation.load(out_dir))
+    results = {}
+    for split, data in splits.items():
+        eval_config = PreferenceEvalConfig(data=str(data), output_dir=str(out_dir / split), judge_kind=name,
+                                           critique_model=str(model), order_seed=config.seed, chunk_size=128)
+        evaluate_preferences(eval_config, scorer=scorer, judge_info={"model": str(model), "judge": f"CritiqueScorer ({name})"})
+        results[split] = evaluation_figures(PreferenceEvaluation.load(out_dir / split))
+    return results

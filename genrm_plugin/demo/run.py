@@ -77,8 +77,8 @@ def run_demo(config: DemoConfig) -> tuple[dict[str, Any], str]:
             # a STaR run already evaluated its final judge on the ID split (its last iteration's eval)
             finished = {"id": final_evaluation(config, name, out / "judges")} if name.startswith("star-") else {}
             if name in CRITIQUE_RMS:
-                evaluations[name] = {split: evaluate_critique_rm(config, name, model, data[split], out / "evals" / name / split)
-                                     for split in EVAL_SPLITS}
+                evaluations[name] = evaluate_critique_rm(config, name, model, {s: data[s] for s in EVAL_SPLITS},
+                                                         out / "evals" / name)
                 continue
             evaluations[name] = {split: evaluate_judge(config, name, model, data[split], out / "evals" / name / split,
                                                        finished=finished.get(split))
